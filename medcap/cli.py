@@ -1,0 +1,159 @@
+"""`medcap` console script.
+
+Each command group lives beside the code it drives and exposes
+`register(subparsers)`; this module only assembles them. Command modules
+must not import TensorFlow at import time, so `medcap --help` stays instant.
+A command handler returns an exit code (or None for 0). Known input errors
+print one line, `medcap: error: ...`, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+#: Modules whose `register(subparsers)` adds commands, in help order.
+COMMAND_MODULES = (
+    "medcap.cli",  # experiments, train, evaluate, caption (below)
+    "medcap.evaluation.cli",  # score, baseline
+    "medcap.data.cli",  # data synth|prepare|check
+    "medcap.features",  # features extract
+)
+
+
+class CommandError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from medcap.config import ConfigError
+    from medcap.data.base import DataError
+    from medcap.registry import UnknownNameError
+
+    return (CommandError, ConfigError, DataError, UnknownNameError, FileNotFoundError, NotADirectoryError)
+
+
+# ---------------------------------------------------------------------------
+# Commands owned by this module
+
+
+def _cmd_experiments(args: argparse.Namespace) -> int:
+    from medcap.config import list_experiments, load_experiment
+
+    rows = []
+    for name in list_experiments():
+        config = load_experiment(name)
+        rows.append({"name": name, "paper": config.paper, "table": config.table})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max([len(r["name"]) for r in rows] + [4])
+    print(f"{'name':<{width}}  paper / table")
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['paper']} / {r['table']}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from medcap.config import load_experiment
+
+    overrides = list(args.set or [])
+    if args.data_dir:
+        overrides.append(f"data.source_dir={args.data_dir}")
+    config = load_experiment(args.experiment, smoke=args.smoke, overrides=overrides)
+    workdir = Path(args.workdir or Path("runs") / (config.name + ("-smoke" if args.smoke else "")))
+    from medcap import training
+
+    result = training.fit(config, workdir)
+    print(f"workdir: {workdir}")
+    if result.get("metrics"):
+        print(json.dumps(result["metrics"], indent=2, default=float))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from medcap import training
+
+    metrics = training.evaluate_workdir(Path(args.workdir), split=args.split)
+    print(json.dumps(metrics, indent=2, default=float))
+    return 0
+
+
+def _cmd_caption(args: argparse.Namespace) -> int:
+    from medcap import training
+
+    for path in args.images:
+        if not Path(path).is_file():
+            raise CommandError(f"{path}: no such image file")
+    outputs = training.caption_images(Path(args.workdir), [str(p) for p in args.images])
+    for path, output in zip(args.images, outputs):
+        print(json.dumps({"image": str(path), **output}) if args.json else f"{path}\t{output['text']}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("experiments", help="list experiments: name, paper, table")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_experiments)
+
+    p = subparsers.add_parser("train", help="train an experiment into a self-contained workdir")
+    p.add_argument("experiment", help="experiment name (see `medcap experiments`) or a path to an experiment .py")
+    p.add_argument("--smoke", action="store_true", help="synthetic data, tiny preset, a few steps")
+    p.add_argument("--data-dir", help="raw dataset download (default: synthetic data in that format)")
+    p.add_argument("--workdir", help="run directory (default: runs/<experiment>)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. train.epochs=3")
+    p.set_defaults(handler=_cmd_train)
+
+    p = subparsers.add_parser("evaluate", help="score a trained workdir on a split")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.set_defaults(handler=_cmd_evaluate)
+
+    p = subparsers.add_parser("caption", help="caption images with a trained workdir")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("images", nargs="+", help="PNG or JPEG files")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.set_defaults(handler=_cmd_caption)
+
+
+# ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from medcap import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="medcap",
+        description="Reproduce medical image captioning and report generation papers.",
+    )
+    parser.add_argument("--version", action="version", version=f"medcap {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = sys.modules[__name__] if name == __name__ or name == "medcap.cli" else importlib.import_module(name)
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        code = args.handler(args)
+    except _user_errors() as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"medcap: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("medcap: interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: text metrics, clinical efficacy, classification, statistics, baselines, reports."""

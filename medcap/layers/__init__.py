@@ -1,0 +1,1 @@
+"""The papers' ideas as reusable Keras layers."""

@@ -1,0 +1,1 @@
+"""One module per paper: a subclassed functional keras.Model, its presets and its task."""

@@ -1,0 +1,94 @@
+"""Name -> builder registries for models, datasets and experiments.
+
+A registry is a plain mapping with good errors: asking for an unknown name
+lists every valid one, so a typo in a config or on the command line is fixed
+at once instead of being debugged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """An unknown registry name; the message lists the valid names."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message.
+        return str(self.args[0])
+
+
+class Registry(Generic[T]):
+    """A named collection of builders.
+
+    Example:
+        MODELS = Registry("model")
+
+        @MODELS.register("model80")
+        class Model80Task: ...
+
+        MODELS.get("model80")
+    """
+
+    def __init__(self, kind: str, loader: Callable[[], None] | None = None):
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+        # Entries live in modules that import heavy dependencies; the loader
+        # imports them on first lookup so `import medcap.registry` stays cheap.
+        self._loader = loader
+        self._loaded = loader is None
+
+    def _ensure_loaded(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            assert self._loader is not None
+            self._loader()
+
+    def register(self, name: str, obj: T | None = None, *, override: bool = False):
+        """Registers `obj` under `name`; usable as a decorator when obj is None."""
+
+        def add(entry: T) -> T:
+            if name in self._entries and not override and self._entries[name] is not entry:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._entries[name] = entry
+            return entry
+
+        return add if obj is None else add(obj)
+
+    def unregister(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+    def get(self, name: str) -> T:
+        self._ensure_loaded()
+        try:
+            return self._entries[name]
+        except KeyError:
+            valid = ", ".join(sorted(self._entries)) or "(none registered)"
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid names: {valid}") from None
+
+    def names(self) -> list[str]:
+        self._ensure_loaded()
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        self._ensure_loaded()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+def _load_datasets() -> None:
+    import medcap.data.sources  # noqa: F401  (registers every dataset reader)
+
+
+def _load_tasks() -> None:
+    import medcap.models.tasks  # noqa: F401  (registers every model task)
+
+
+#: Dataset readers by name (`medicat`, `iu_xray`, `mimic`); see medcap.data.base.
+DATASETS: Registry = Registry("dataset", _load_datasets)
+#: Model tasks by name (`model80`, ...): build the model and its data pipeline.
+TASKS: Registry = Registry("model", _load_tasks)

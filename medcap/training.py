@@ -1,0 +1,453 @@
+"""The shared trainer: one `fit(config, workdir)` for every paper.
+
+A run's workdir is self-contained:
+
+    config.json        the exact ExperimentConfig (a rerun must match it)
+    environment.json   versions, devices, precision, strategy, seeds, and
+                       whether pretrained weights were really loaded
+    history.csv        one row per epoch (CSVLogger; appended on resume)
+    model.keras        the trained model (best weights on the monitored metric)
+    metrics.json       the task's evaluation on `config.eval.split`
+    backup/            BackupAndRestore state while a run is unfinished
+    checkpoints/       best weights on `config.train.monitor`
+    tensorboard/       TensorBoard logs
+    ...                task artefacts (vocabulary, cached features, report.md)
+
+Resume: rerunning the same command after a kill restores weights, optimizer
+state and the epoch counter from `backup/` (Keras BackupAndRestore); the
+train stream starts at that epoch and, because each epoch's order and
+augmentation are a pure function of (seed, epoch), continues exactly as an
+uninterrupted run would. Dropout randomness lives in Keras seed-generator
+state variables, which are saved and restored with the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medcap.config import ConfigError, DataConfig, ExperimentConfig, TrainConfig
+from medcap.data.base import ReadResult
+
+log = logging.getLogger("medcap.training")
+
+BACKUP_DIR = "backup"
+BEST_WEIGHTS = "checkpoints/best.weights.h5"
+
+
+# ---------------------------------------------------------------------------
+# Devices, strategy, precision, seeds
+
+
+def select_strategy(train: TrainConfig):
+    """TPU when asked; MultiWorkerMirrored when TF_CONFIG is set; Mirrored
+    with more than one GPU (or when asked: then over all logical CPUs when
+    there is no GPU); the default strategy otherwise."""
+    import tensorflow as tf
+
+    choice = train.strategy
+    if choice == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=train.tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    if choice == "multi_worker" or (choice == "auto" and os.environ.get("TF_CONFIG")):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if choice == "mirrored" or (choice == "auto" and len(gpus) > 1):
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    return tf.distribute.get_strategy()
+
+
+def strategy_name(strategy) -> str:
+    """The public tf.distribute name (MultiWorkerMirroredStrategy's class is
+    CollectiveAllReduceStrategy)."""
+    import tensorflow as tf
+
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return "TPUStrategy"
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        return "MirroredStrategy"
+    return "default" if not tf.distribute.has_strategy() and strategy is tf.distribute.get_strategy() else type(strategy).__name__
+
+
+def resolve_precision(train: TrainConfig, strategy) -> str:
+    """`auto`: float32 on CPU, mixed_float16 on GPU, mixed_bfloat16 on TPU."""
+    import tensorflow as tf
+
+    if train.precision != "auto":
+        return train.precision
+    if "TPU" in strategy_name(strategy):
+        return "mixed_bfloat16"
+    if tf.config.list_logical_devices("GPU"):
+        return "mixed_float16"
+    return "float32"
+
+
+def set_precision(policy: str) -> None:
+    import keras
+
+    keras.mixed_precision.set_dtype_policy(policy)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+# ---------------------------------------------------------------------------
+# Data
+
+
+def synthetic_source_dir(data: DataConfig) -> Path:
+    return Path(data.data_dir) / "synthetic" / f"{data.name}-n{data.synthetic_num}-s{data.synthetic_seed}"
+
+
+def load_splits(data: DataConfig) -> ReadResult:
+    """Reads the configured dataset; with no `source_dir`, writes (once) and
+    reads the synthetic dataset in that dataset's real on-disk format."""
+    from medcap.registry import DATASETS
+
+    source = DATASETS.get(data.name)
+    if data.synthetic:
+        source_dir = synthetic_source_dir(data)
+        marker = source_dir / ".complete"
+        if not marker.exists():
+            if source_dir.exists():
+                shutil.rmtree(source_dir)  # a previous write was interrupted
+            written = Path(source.synthesize(source_dir, num=data.synthetic_num, seed=data.synthetic_seed))
+            if written.resolve() != source_dir.resolve():
+                raise RuntimeError(f"{data.name}.synthesize wrote to {written}, expected {source_dir}")
+            marker.write_text("ok\n")
+    else:
+        source_dir = Path(data.source_dir)
+        if not source_dir.is_dir():
+            raise FileNotFoundError(f"data.source_dir={source_dir}: no such directory")
+    result = source.read(
+        source_dir,
+        variant=data.variant,
+        split_seed=data.split_seed,
+        skip_invalid=data.skip_invalid,
+        options=dict(data.options),
+    )
+    if data.max_examples:
+        result.splits = {name: examples[: data.max_examples] for name, examples in result.splits.items()}
+    result.info.setdefault("source_dir", str(source_dir))
+    result.info.setdefault("synthetic", data.synthetic)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Optimizer and callbacks
+
+
+def make_optimizer(train: TrainConfig, total_steps: int):
+    import keras
+
+    learning_rate: Any = train.learning_rate
+    if train.warmup_fraction > 0:
+        warmup = max(1, int(round(train.warmup_fraction * total_steps)))
+        # alpha=1 turns the cosine part off: linear warm-up, then constant.
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0,
+            decay_steps=max(1, total_steps - warmup),
+            alpha=1.0,
+            warmup_target=train.learning_rate,
+            warmup_steps=warmup,
+        )
+    kwargs: dict[str, Any] = {"learning_rate": learning_rate}
+    if train.clipnorm:
+        kwargs["global_clipnorm"] = train.clipnorm
+    if train.optimizer == "adam":
+        return keras.optimizers.Adam(**kwargs)
+    if train.optimizer == "adamw":
+        return keras.optimizers.AdamW(**kwargs)
+    return keras.optimizers.SGD(**kwargs)
+
+
+def resumed_epoch(workdir: Path) -> int:
+    """The epoch BackupAndRestore will resume at (0 for a fresh run)."""
+    metadata = workdir / BACKUP_DIR / "training_metadata.json"
+    if not metadata.exists():
+        return 0
+    return int(json.loads(metadata.read_text())["epoch"])
+
+
+class SeedStateBackup:
+    """Backs up Keras seed-generator states (dropout and other layer RNG).
+
+    BackupAndRestore saves weights and optimizer state but not these
+    variables, so without this a resumed run would draw a different dropout
+    mask from the one an uninterrupted run draws. Saved beside the backup
+    after each epoch and restored at train begin.
+    """
+
+    def __new__(cls, backup_dir: Path):
+        import keras
+
+        class _Callback(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.path = Path(backup_dir) / "seed_states.npz"
+
+            def _states(self) -> list:
+                # Matched by position: variable paths carry process-unique
+                # suffixes (seed_generator_2, ...) that differ after a restart.
+                return [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+
+            def on_train_begin(self, logs=None):
+                if self.path.exists():
+                    saved = np.load(self.path)
+                    states = self._states()
+                    if len(saved.files) != len(states):
+                        raise RuntimeError(f"{self.path}: {len(saved.files)} seed states saved, model has {len(states)}")
+                    for i, variable in enumerate(states):
+                        variable.assign(saved[f"state_{i}"])
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.path.with_name("seed_states.tmp.npz")
+                np.savez(tmp, **{f"state_{i}": np.asarray(v) for i, v in enumerate(self._states())})
+                tmp.replace(self.path)
+
+        return _Callback()
+
+
+def make_callbacks(train: TrainConfig, workdir: Path, *, resuming: bool, has_validation: bool) -> list:
+    import keras
+
+    monitor = train.monitor if has_validation else train.monitor.removeprefix("val_")
+    (workdir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(workdir / BACKUP_DIR)),
+        SeedStateBackup(workdir / BACKUP_DIR),
+        keras.callbacks.ModelCheckpoint(
+            str(workdir / BEST_WEIGHTS), monitor=monitor, save_best_only=True, save_weights_only=True
+        ),
+        keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=resuming),
+    ]
+    if train.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=train.early_stopping_patience))
+    if train.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(workdir / "tensorboard"), write_graph=False))
+    return callbacks
+
+
+# ---------------------------------------------------------------------------
+# Environment record
+
+
+def environment_record(*, strategy, precision: str, config: ExperimentConfig, weights: dict) -> dict[str, Any]:
+    import keras
+    import numpy
+    import tensorflow as tf
+
+    import medcap
+
+    def version(module: str) -> str | None:
+        try:
+            return __import__(module).__version__
+        except Exception:  # noqa: BLE001  (optional package)
+            return None
+
+    return {
+        "medcap": medcap.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "keras_hub": version("keras_hub"),
+        "numpy": numpy.__version__,
+        "devices": [d.name for d in tf.config.list_logical_devices()],
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "cpu_count": os.cpu_count(),
+        "strategy": strategy_name(strategy),
+        "replicas": strategy.num_replicas_in_sync,
+        "precision": precision,
+        "seed": config.train.seed,
+        "deterministic": config.train.deterministic,
+        "synthetic_data": config.data.synthetic,
+        "pretrained_weights": weights,
+        "git_commit": _git_commit(),
+    }
+
+
+def _git_commit() -> str | None:
+    head = Path(__file__).resolve().parent.parent / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            return (head.parent / ref[5:]).read_text().strip()
+        return ref
+    except OSError:
+        return None
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    tmp.replace(path)
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# ---------------------------------------------------------------------------
+# Entry points
+
+
+def _check_workdir_config(config: ExperimentConfig, workdir: Path, resuming: bool) -> None:
+    path = workdir / "config.json"
+    if resuming and path.exists():
+        previous = json.loads(path.read_text())
+        current = json.loads(config.to_json())
+        changed = sorted(
+            f"{section}.{key}"
+            for section in current
+            if isinstance(current[section], dict)
+            for key in set(current[section]) | set(previous.get(section, {}))
+            if current[section].get(key) != previous.get(section, {}).get(key)
+        )
+        changed += sorted(k for k in current if not isinstance(current[k], dict) and current[k] != previous.get(k))
+        if changed:
+            raise ConfigError(
+                f"{workdir} holds an unfinished run with a different config ({', '.join(changed[:5])}); "
+                "rerun with the same settings to resume, or use a new --workdir"
+            )
+
+
+def fit(config: ExperimentConfig, workdir: str | Path, *, callbacks: list | None = None) -> dict[str, Any]:
+    """Trains `config` into `workdir`, evaluates it, and returns
+    `{"metrics": ..., "history": ..., "environment": ...}`.
+
+    `callbacks` are extra Keras callbacks, run after the standard ones."""
+    config.validate()
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    first_epoch = resumed_epoch(workdir)
+    resuming = first_epoch > 0
+    _check_workdir_config(config, workdir, resuming)
+    (workdir / "config.json").write_text(config.to_json() + "\n")
+
+    import keras
+
+    from medcap.registry import TASKS
+
+    seed_everything(config.train.seed, config.train.deterministic)
+    strategy = select_strategy(config.train)
+    precision = resolve_precision(config.train, strategy)
+    set_precision(precision)
+
+    data = load_splits(config.data)
+    for split in ("train", "val", config.eval.split):
+        if not data.splits.get(split):
+            raise ConfigError(f"dataset {config.data.name}: split {split!r} is empty ({data.summary()})")
+    log.info("data: %s", data.summary())
+    write_json(workdir / "data.json", {"counts": data.counts(), "skipped": [e.to_dict() for e in data.skipped], "info": data.info})
+
+    task = TASKS.get(config.model.name)(config)
+    task.prepare(data.splits, workdir)
+
+    train_cfg = config.train
+    train_ds, steps = task.train_dataset(
+        data.splits["train"],
+        batch_size=train_cfg.batch_size,
+        seed=train_cfg.seed,
+        first_epoch=first_epoch,
+        epochs=train_cfg.epochs,
+    )
+    if train_cfg.steps_per_epoch:
+        steps = min(steps, train_cfg.steps_per_epoch)
+    val_ds = task.eval_dataset(data.splits["val"], batch_size=train_cfg.batch_size)
+
+    with strategy.scope():
+        model = task.build_model()
+        optimizer = make_optimizer(train_cfg, total_steps=steps * train_cfg.epochs)
+        task.compile_model(model, optimizer)
+
+    environment = environment_record(strategy=strategy, precision=precision, config=config, weights=task.weights_info)
+    write_json(workdir / "environment.json", environment)
+
+    if first_epoch >= train_cfg.epochs:
+        raise ConfigError(f"{workdir}: backup says epoch {first_epoch} but train.epochs={train_cfg.epochs}")
+    all_callbacks = make_callbacks(train_cfg, workdir, resuming=resuming, has_validation=True)
+    all_callbacks += list(callbacks or [])
+    started = time.time()
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=train_cfg.epochs,
+        steps_per_epoch=steps,
+        callbacks=all_callbacks,
+        verbose=train_cfg.verbose,
+    )
+    environment["train_seconds"] = round(time.time() - started, 2)
+    best = workdir / BEST_WEIGHTS
+    if train_cfg.restore_best_weights and best.exists():
+        model.load_weights(str(best))
+    model.save(workdir / "model.keras")
+    write_json(workdir / "environment.json", environment)
+
+    metrics = task.evaluate(model, data.splits, config.eval.split, workdir)
+    write_json(workdir / "metrics.json", metrics)
+    return {"metrics": metrics, "history": history.history, "environment": environment}
+
+
+def _load_workdir(workdir: Path):
+    import keras
+
+    from medcap.registry import TASKS
+
+    path = workdir / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{workdir}: not a medcap workdir (no config.json)")
+    config = ExperimentConfig.from_json(path.read_text())
+    task = TASKS.get(config.model.name)(config)
+    task.restore(workdir)
+    model_path = workdir / "model.keras"
+    if not model_path.exists():
+        raise FileNotFoundError(f"{workdir}: no model.keras (was training finished?)")
+    model = keras.saving.load_model(model_path)
+    return config, task, model
+
+
+def evaluate_workdir(workdir: str | Path, split: str = "test") -> dict[str, Any]:
+    """Re-scores a finished run on `split`; rewrites metrics.json for the test split."""
+    workdir = Path(workdir)
+    config, task, model = _load_workdir(workdir)
+    data = load_splits(config.data)
+    metrics = task.evaluate(model, data.splits, split, workdir)
+    name = "metrics.json" if split == config.eval.split else f"metrics_{split}.json"
+    write_json(workdir / name, metrics)
+    return metrics
+
+
+def caption_images(workdir: str | Path, image_paths: list[str]) -> list[dict[str, Any]]:
+    """Runs a finished run's model on image files."""
+    _, task, model = _load_workdir(Path(workdir))
+    return task.caption(model, image_paths)

@@ -1,0 +1,230 @@
+"""Trainer: workdir contents, determinism, exact resume, strategies, precision."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from medcap import training
+from medcap.config import ConfigError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from toy_task import toy_config  # noqa: E402
+
+TESTS_DIR = Path(__file__).parent
+
+
+def _weights(workdir: Path) -> list[np.ndarray]:
+    model = keras.saving.load_model(workdir / "model.keras")
+    return [np.array(w) for w in model.weights]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _KillAfterEpoch(keras.callbacks.Callback):
+    """Simulates a killed run: dies right after BackupAndRestore saved `epoch`."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise _Interrupt(f"killed after epoch {epoch + 1}")
+
+
+def test_fit_writes_self_contained_workdir(tmp_path):
+    config = toy_config(tmp_path, epochs=2)
+    result = training.fit(config, tmp_path / "run")
+    run = tmp_path / "run"
+    for name in ("config.json", "environment.json", "history.csv", "metrics.json", "model.keras", "data.json"):
+        assert (run / name).is_file(), name
+    env = json.loads((run / "environment.json").read_text())
+    assert env["precision"] == "float32"
+    assert env["replicas"] == 1
+    assert env["pretrained_weights"] == {"backbone": "toy", "pretrained": False, "source": "random init"}
+    assert env["tensorflow"] and env["keras"].startswith("3.")
+    assert json.loads((run / "metrics.json").read_text()) == pytest.approx(result["metrics"])
+    rows = (run / "history.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("epoch") and len(rows) == 3
+    # The backup is deleted once a run finishes, so a rerun starts afresh.
+    assert not (run / "backup").exists()
+    # evaluate/caption need only the workdir.
+    metrics = training.evaluate_workdir(run, split="test")
+    assert metrics == pytest.approx(result["metrics"])
+    image = sorted((Path(config.data.data_dir) / "synthetic").glob("*/images/*.png"))[0]
+    (caption,) = training.caption_images(run, [str(image)])
+    assert caption["text"] in ("square", "empty")
+
+
+def test_same_seed_twice_gives_identical_metrics_and_weights(tmp_path):
+    config = toy_config(tmp_path, epochs=2)
+    first = training.fit(config, tmp_path / "a")
+    second = training.fit(config, tmp_path / "b")
+    assert first["metrics"] == second["metrics"]
+    assert first["history"] == second["history"]
+    for a, b in zip(_weights(tmp_path / "a"), _weights(tmp_path / "b")):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_different_seed_changes_training(tmp_path):
+    a = training.fit(toy_config(tmp_path, epochs=1, seed=1), tmp_path / "a")
+    b = training.fit(toy_config(tmp_path, epochs=1, seed=2), tmp_path / "b")
+    assert a["history"]["loss"] != b["history"]["loss"]
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_interrupted_run_resumes_at_epoch_2_and_matches_uninterrupted(tmp_path, augment):
+    config = toy_config(tmp_path, epochs=3)
+    config.data.augment = augment
+    reference = training.fit(config, tmp_path / "reference")
+
+    run = tmp_path / "resumed"
+    with pytest.raises(_Interrupt):
+        training.fit(config, run, callbacks=[_KillAfterEpoch(0)])
+    assert training.resumed_epoch(run) == 1  # zero-based: the run resumes at epoch 2
+
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(epoch)
+
+    resumed = training.fit(config, run, callbacks=[Record()])
+    assert seen == [1, 2]
+    assert resumed["metrics"] == reference["metrics"]
+    for a, b in zip(_weights(tmp_path / "reference"), _weights(run)):
+        np.testing.assert_array_equal(a, b)
+    # history.csv is appended, not restarted: one row per epoch overall.
+    rows = (run / "history.csv").read_text().strip().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == ["0", "1", "2"]
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    config = toy_config(tmp_path, epochs=3)
+    run = tmp_path / "run"
+    with pytest.raises(_Interrupt):
+        training.fit(config, run, callbacks=[_KillAfterEpoch(0)])
+    changed = toy_config(tmp_path, epochs=3, learning_rate=0.5)
+    with pytest.raises(ConfigError, match="train.learning_rate"):
+        training.fit(changed, run)
+
+
+def test_warmup_schedule_is_linear_then_constant():
+    config = toy_config(Path("/tmp"), learning_rate=3e-5, warmup_fraction=0.1)
+    optimizer = training.make_optimizer(config.train, total_steps=100)
+    schedule = optimizer.learning_rate if callable(optimizer.learning_rate) else optimizer._learning_rate
+    values = [float(schedule(step)) for step in (0, 5, 10, 50, 99)]
+    np.testing.assert_allclose(values, [0.0, 1.5e-5, 3e-5, 3e-5, 3e-5], rtol=1e-5, atol=1e-12)
+
+
+_MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    sys.path.insert(0, {tests!r})
+    from pathlib import Path
+    from toy_task import toy_config
+    from medcap import training
+    tmp = Path({tmp!r})
+    out = {{}}
+    for strategy in ("default", "mirrored"):
+        config = toy_config(tmp, epochs=2, strategy=strategy, batch_size=8)
+        # Each replica draws its own dropout mask, so compare without dropout.
+        config.model.options["dropout"] = 0.0
+        result = training.fit(config, tmp / strategy)
+        env = json.loads((tmp / strategy / "environment.json").read_text())
+        out[strategy] = {{"loss": result["history"]["loss"], "replicas": env["replicas"], "strategy": env["strategy"]}}
+    print("RESULT" + json.dumps(out))
+    """
+)
+
+
+def _run_script(script: str, timeout: int = 240, env: dict | None = None) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_mirrored_strategy_on_two_logical_cpus_matches_single_device_loss(tmp_path):
+    out = _run_script(_MIRRORED_SCRIPT.format(tests=str(TESTS_DIR), tmp=str(tmp_path)))
+    result = json.loads(out.split("RESULT", 1)[1])
+    assert result["mirrored"]["replicas"] == 2 and result["mirrored"]["strategy"] == "MirroredStrategy"
+    assert result["default"]["replicas"] == 1
+    # Same global batch, same data order: only the reduction order differs.
+    np.testing.assert_allclose(result["mirrored"]["loss"], result["default"]["loss"], rtol=1e-5)
+
+
+_WORKER_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    sys.path.insert(0, {tests!r})
+    from pathlib import Path
+    from toy_task import toy_config
+    from medcap import training
+    tmp = Path({tmp!r})
+    index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    config = toy_config(tmp, epochs=2, batch_size=8)
+    result = training.fit(config, tmp / f"worker{{index}}")
+    env = json.loads((tmp / f"worker{{index}}" / "environment.json").read_text())
+    print("RESULT" + json.dumps({{"loss": result["history"]["loss"], "strategy": env["strategy"], "replicas": env["replicas"]}}))
+    """
+)
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Keras 3 (3.6-3.15) cannot fit under MultiWorkerMirroredStrategy: it reduces a PerReplica "
+        "batch before the first step and scalar step metrics along axis 0 (keras-team/keras#20585). "
+        "The cluster forms and the strategy is selected from TF_CONFIG; fit is what fails. Strict: "
+        "this test starts passing, and must then lose the marker, when Keras is fixed."
+    ),
+)
+def test_multi_worker_mirrored_strategy_with_two_local_workers(tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    script = _WORKER_SCRIPT.format(tests=str(TESTS_DIR), tmp=str(tmp_path))
+    # Write the shared synthetic data once, so the workers do not race to.
+    training.load_splits(toy_config(tmp_path).data)
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        procs.append(subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-3000:]
+        outputs.append(json.loads(stdout.split("RESULT", 1)[1]))
+    for out in outputs:
+        assert out["strategy"] == "MultiWorkerMirroredStrategy" and out["replicas"] == 2
+    # Workers train one synchronised model: identical loss curves.
+    assert outputs[0]["loss"] == outputs[1]["loss"]
