@@ -212,16 +212,20 @@ class Vocabulary:
     def lookup_layer(self, invert: bool = False):
         """A `keras.layers.StringLookup` with exactly our ids."""
         import keras
+        import tensorflow as tf
 
         attr = "_inverse" if invert else "_lookup"
         if getattr(self, attr) is None:
-            layer = keras.layers.StringLookup(
-                vocabulary=[START, END] + self.words,
-                mask_token=PAD,
-                oov_token=UNK,
-                num_oov_indices=1,
-                invert=invert,
-            )
+            # Created eagerly even when first asked for inside a Dataset.map
+            # trace, so the table outlives that graph and is shared by all.
+            with tf.init_scope():
+                layer = keras.layers.StringLookup(
+                    vocabulary=[START, END] + self.words,
+                    mask_token=PAD,
+                    oov_token=UNK,
+                    num_oov_indices=1,
+                    invert=invert,
+                )
             setattr(self, attr, layer)
         return getattr(self, attr)
 
