@@ -346,6 +346,18 @@ def fit(config: ExperimentConfig, workdir: str | Path, *, callbacks: list | None
     `{"metrics": ..., "history": ..., "environment": ...}`.
 
     `callbacks` are extra Keras callbacks, run after the standard ones."""
+    import keras
+
+    previous_policy = keras.config.dtype_policy()
+    try:
+        return _fit(config, Path(workdir), callbacks)
+    finally:
+        # The dtype policy is process-global; later models in the same
+        # process (a notebook, the test suite) must not inherit ours.
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None) -> dict[str, Any]:
     config.validate()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -353,8 +365,6 @@ def fit(config: ExperimentConfig, workdir: str | Path, *, callbacks: list | None
     resuming = first_epoch > 0
     _check_workdir_config(config, workdir, resuming)
     (workdir / "config.json").write_text(config.to_json() + "\n")
-
-    import keras
 
     from medcap.registry import TASKS
 

@@ -121,6 +121,17 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
         training.fit(changed, run)
 
 
+def test_mixed_precision_keeps_float32_outputs_and_is_recorded(tmp_path):
+    config = toy_config(tmp_path, epochs=1, precision="mixed_bfloat16")
+    result = training.fit(config, tmp_path / "run")
+    assert result["environment"]["precision"] == "mixed_bfloat16"
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    assert model.layers[1].compute_dtype == "bfloat16"  # the conv runs in bfloat16
+    assert model.output.dtype == "float32"  # the softmax stays float32
+    # The process-wide policy is restored for whatever runs next.
+    assert keras.config.dtype_policy().name == "float32"
+
+
 def test_warmup_schedule_is_linear_then_constant():
     config = toy_config(Path("/tmp"), learning_rate=3e-5, warmup_fraction=0.1)
     optimizer = training.make_optimizer(config.train, total_steps=100)
