@@ -127,10 +127,22 @@ def run_layer_test(
         for a, e in zip(actual, shape):
             assert e is None or a == e, f"shape: expected {shape}, got {actual}"
 
-    if isinstance(expected_output_shape, tuple) and all(isinstance(s, (int, type(None))) for s in expected_output_shape):
-        check_shape(output, expected_output_shape)
-    else:
-        keras.tree.map_structure_up_to(expected_output_shape, check_shape, output, expected_output_shape)
+    def is_shape(value: Any) -> bool:
+        return isinstance(value, tuple) and all(isinstance(d, (int, type(None))) for d in value)
+
+    def walk(tensor: Any, expected: Any) -> None:
+        if is_shape(expected):
+            check_shape(tensor, expected)
+        elif isinstance(expected, dict):
+            assert set(expected) <= set(tensor), f"outputs {sorted(tensor)} lack {sorted(set(expected) - set(tensor))}"
+            for key, value in expected.items():
+                walk(tensor[key], value)
+        else:
+            assert len(tensor) == len(expected), f"expected {len(expected)} outputs, got {len(tensor)}"
+            for t, e in zip(tensor, expected):
+                walk(t, e)
+
+    walk(output, expected_output_shape)
 
     if expected_num_trainable_weights is not None:
         assert len(layer.trainable_weights) == expected_num_trainable_weights, (

@@ -217,6 +217,11 @@ def epochs_in_order(
         raise ValueError(f"nothing to train: first_epoch={first_epoch} >= epochs={epochs}")
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        # A fixed graph-level seed inside this function makes the order a
+        # function of (seed, epoch) alone, whatever the process-global seed;
+        # it also sidesteps TF's `(global, op) == (0, 0)` check, which cannot
+        # take a tensor op seed when the global seed is 0.
+        tf.compat.v1.get_default_graph().seed = 1
         ds = dataset
         if shuffle:
             ds = ds.shuffle(num_examples, seed=epoch_seed(seed, epoch), reshuffle_each_iteration=False)

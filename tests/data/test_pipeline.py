@@ -116,6 +116,10 @@ def test_training_order_is_a_function_of_seed_and_epoch(images):
     for a, b in zip(full_images[3:], resumed_images):
         np.testing.assert_array_equal(a, b)  # augmentation too
     assert order(8, 0, 1)[0][0] != full[0]
+    # Independent of the process-global seed, including 0.
+    for global_seed in (0, 123):
+        tf.random.set_seed(global_seed)
+        assert order(7, 0, 3)[0] == full
 
 
 def test_disk_cache_gives_identical_batches(images, tmp_path):
