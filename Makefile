@@ -11,13 +11,17 @@ PYTEST_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test test-fast lint bench reproduce-model80 reproduce-model70 clean help
+.PHONY: install test test-fast lint bench reproduce-model80 reproduce-model70 reproduce-mtl \
+	reproduce-mtl-sweep reproduce-clip clean help
 
 help:
 	@echo "make test                run the whole test suite (installs .venv on first use)"
 	@echo "make test-fast           skip tests marked slow"
 	@echo "make reproduce-model80   paper 000 Model-80: features -> train -> evaluate -> report (results/model80)"
 	@echo "make reproduce-model70   paper 000 Model-70 (results/model70)"
+	@echo "make reproduce-mtl       paper 001 STL x3, MTL-EQ, MTL-TP -> Tables 1-4 (results/mtl; MIMIC_DIR=)"
+	@echo "make reproduce-mtl-sweep paper 001 MTL-TP loss-weight sweep (results/mtl/sweep)"
+	@echo "make reproduce-clip      paper 002 CLIP dual encoder, Tables 1 + 3 (results/clip; IU_XRAY_DIR=, BIOBERT_DIR=)"
 	@echo "make bench               ratio benchmarks in bench/"
 	@echo "make lint                ruff"
 
@@ -46,6 +50,39 @@ reproduce-model80: $(STAMP)
 
 reproduce-model70: $(STAMP)
 	$(MEDCAP) train model70 --workdir results/model70 $(if $(MEDICAT_DIR),--data-dir $(MEDICAT_DIR),)
+
+# Paper 001: three single-task runs, MTL-EQ, MTL-TP, then Tables 1-4 + plots in results/mtl/report.md.
+# MIMIC_DIR: the MIMIC-CXR-JPG + MIMIC-IV-ED download (default: synthetic MIMIC-format data).
+# BERT_PRESET / CLINICAL_BERT_PRESET: local keras-hub presets for the BERTScore columns.
+MTL_DATA = $(if $(MIMIC_DIR),--data-dir $(MIMIC_DIR),)
+MTL_BERT = $(if $(BERT_PRESET),--bert-preset $(BERT_PRESET),) \
+           $(if $(CLINICAL_BERT_PRESET),--clinical-bert-preset $(CLINICAL_BERT_PRESET),)
+
+reproduce-mtl: $(STAMP)
+	$(MEDCAP) train mtl_stl --workdir results/mtl/stl/report --set model.options.tasks=report $(MTL_DATA)
+	$(MEDCAP) train mtl_stl --workdir results/mtl/stl/acuity --set model.options.tasks=acuity $(MTL_DATA)
+	$(MEDCAP) train mtl_stl --workdir results/mtl/stl/findings --set model.options.tasks=findings $(MTL_DATA)
+	$(MEDCAP) train mtl_eq --workdir results/mtl/eq $(MTL_DATA)
+	$(MEDCAP) train mtl_tp --workdir results/mtl/tp $(MTL_DATA)
+	$(BIN)/python -m medcap.models.mtl_report results/mtl $(MTL_BERT)
+
+# The loss-weight sweep of experiments/mtl_tp_sweep.py; the report picks it up.
+reproduce-mtl-sweep: $(STAMP)
+	for w in 1.0,0.5,0.25 1.0,0.3,0.1 1.0,0.7,0.4 1.0,0.5,0.1 1.0,1.0,1.0; do \
+	  $(MEDCAP) train mtl_tp_sweep --workdir results/mtl/sweep/w$$w \
+	    --set "model.options.loss_weights=[$$w]" $(MTL_DATA) || exit 1; \
+	done
+	$(BIN)/python -m medcap.models.mtl_report results/mtl $(MTL_BERT)
+
+# Paper 002. IU_XRAY_DIR: the IU X-ray download (R2Gen layout or OpenI); BIOBERT_DIR: a local
+# Hugging Face BioBERT folder. Without them: synthetic IU X-ray-format data and a small random BERT.
+CLIP_ARGS = $(if $(IU_XRAY_DIR),--data-dir $(IU_XRAY_DIR),) \
+            $(if $(BIOBERT_DIR),--set model.options.text_encoder_preset=$(BIOBERT_DIR),)
+
+reproduce-clip: $(STAMP)
+	$(MEDCAP) train clip_densenet --workdir results/clip/clip_densenet $(CLIP_ARGS)
+	$(MEDCAP) train clip_densenet_baseline --workdir results/clip/clip_densenet_baseline $(CLIP_ARGS)
+	$(BIN)/python -m medcap.models.clip_report results/clip
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

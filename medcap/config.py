@@ -63,6 +63,9 @@ class DataConfig:
     synthetic_num: int = 600
     #: Seed of the synthetic dataset.
     synthetic_seed: int = 0
+    #: Side of the synthetic images in pixels (the trees are drawn once at
+    #: this size; models resize to `image_size`).
+    synthetic_image_size: int = 256
     #: Cap on examples per split (None: all); for quick looks at real data.
     max_examples: int | None = None
     #: Skip malformed records instead of failing (counted in the output).
@@ -83,6 +86,10 @@ class DataConfig:
     def validate(self) -> None:
         _check(bool(self.name), "data.name must be set")
         _check(self.synthetic_num >= 10, f"data.synthetic_num={self.synthetic_num}: need at least 10")
+        _check(
+            self.synthetic_image_size >= 32,
+            f"data.synthetic_image_size={self.synthetic_image_size}: need at least 32",
+        )
         _check(
             self.max_examples is None or self.max_examples > 0,
             f"data.max_examples={self.max_examples}: must be positive or None",

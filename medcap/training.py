@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import platform
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -116,7 +115,11 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 def synthetic_source_dir(data: DataConfig) -> Path:
-    return Path(data.data_dir) / "synthetic" / f"{data.name}-n{data.synthetic_num}-s{data.synthetic_seed}"
+    from medcap.data.synthetic import synthetic_dir
+
+    return synthetic_dir(
+        data.data_dir, data.name, num=data.synthetic_num, seed=data.synthetic_seed, image_size=data.synthetic_image_size
+    )
 
 
 def load_splits(data: DataConfig) -> ReadResult:
@@ -126,15 +129,15 @@ def load_splits(data: DataConfig) -> ReadResult:
 
     source = DATASETS.get(data.name)
     if data.synthetic:
-        source_dir = synthetic_source_dir(data)
-        marker = source_dir / ".complete"
-        if not marker.exists():
-            if source_dir.exists():
-                shutil.rmtree(source_dir)  # a previous write was interrupted
-            written = Path(source.synthesize(source_dir, num=data.synthetic_num, seed=data.synthetic_seed))
-            if written.resolve() != source_dir.resolve():
-                raise RuntimeError(f"{data.name}.synthesize wrote to {written}, expected {source_dir}")
-            marker.write_text("ok\n")
+        from medcap.data.synthetic import ensure_synthetic
+
+        source_dir = ensure_synthetic(
+            source,
+            synthetic_source_dir(data),
+            num=data.synthetic_num,
+            seed=data.synthetic_seed,
+            image_size=data.synthetic_image_size,
+        )
     else:
         source_dir = Path(data.source_dir)
         if not source_dir.is_dir():

@@ -22,7 +22,7 @@ class ToySource:
     name = "toy"
     variants = ("default",)
 
-    def synthesize(self, out_dir, *, num, seed):
+    def synthesize(self, out_dir, *, num, seed, image_size=2 * IMAGE_SIZE):
         from PIL import Image
 
         out = Path(out_dir)
@@ -31,9 +31,9 @@ class ToySource:
         labels = {}
         for i in range(num):
             label = int(rng.integers(0, 2))
-            pixels = rng.integers(0, 60, size=(IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-            if label:
-                pixels[2:7, 2:7] = 230
+            pixels = rng.integers(0, 60, size=(image_size, image_size), dtype=np.uint8)
+            if label:  # a bright square in the top-left eighth to two-fifths, whatever the size
+                pixels[image_size // 8 : image_size * 2 // 5, image_size // 8 : image_size * 2 // 5] = 230
             Image.fromarray(pixels, mode="L").save(out / "images" / f"{i:04d}.png")
             labels[f"{i:04d}"] = label
         (out / "labels.json").write_text(json.dumps(labels))
@@ -129,7 +129,7 @@ def toy_config(tmp_path, **train):
     register()
     return ExperimentConfig(
         name="toy",
-        data=DataConfig(name="toy", data_dir=str(tmp_path / "data"), synthetic_num=48, image_size=(IMAGE_SIZE, IMAGE_SIZE), normalization="unit"),
+        data=DataConfig(name="toy", data_dir=str(tmp_path / "data"), synthetic_num=48, synthetic_image_size=2 * IMAGE_SIZE, image_size=(IMAGE_SIZE, IMAGE_SIZE), normalization="unit"),
         model=ModelConfig(name="toy", preset="tiny", encoder_weights="none"),
         train=TrainConfig(**{"epochs": 3, "batch_size": 8, "learning_rate": 0.01, "tensorboard": False, "verbose": 0, **train}),
     ).validate()

@@ -147,9 +147,10 @@ class DatasetSource(Protocol):
         """Reports missing/unreadable files and malformed records; never raises on them."""
         ...
 
-    def synthesize(self, out_dir: str | Path, *, num: int, seed: int) -> Path:
-        """Writes a learnable synthetic tree in this dataset's real format and
-        returns the directory to pass as `source_dir`."""
+    def synthesize(self, out_dir: str | Path, *, num: int, seed: int, image_size: int = 256) -> Path:
+        """Writes a learnable synthetic tree in this dataset's real format
+        (square images of `image_size` pixels) and returns the directory to
+        pass as `source_dir`."""
         ...
 
 

@@ -1,0 +1,108 @@
+"""Shared config of paper 000's Model-80 and Model-70 (experiments/model80.py, model70.py).
+
+Kanavos, Vonitsanos, Mylonas, "Integrating Convolutional and Recurrent Neural
+Networks for Enhanced Medical Image Captioning". Not an experiment itself (the
+leading underscore keeps it out of `medcap experiments`).
+"""
+
+from __future__ import annotations
+
+from medcap.config import DataConfig, EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
+
+PAPER = (
+    "000 Kanavos, Vonitsanos, Mylonas: Integrating Convolutional and Recurrent Neural Networks "
+    "for Enhanced Medical Image Captioning"
+)
+
+#: Choices shared by Model-80 and Model-70 (experiments/model70.py imports them).
+CHOICES = (
+    "Widths (unstated): embedding 256, image Dense 256, BiLSTM 128 units per direction (256 concatenated, "
+    "so Add with the image vector is defined), decoder Dense 256; dropout 0.5 everywhere.",
+    "L2 (section 4.2, strength unstated): 1e-4 on every Dense kernel and both LSTM kernels.",
+    "Attention (query/key unstated): self-attention over the BiLSTM states (query = key = value), "
+    "scaled dot-product with a learned scalar, then GlobalAveragePooling1D over the context vectors.",
+    "Batch size: Table 2's value (64 for Model-80, 128 for Model-70); section 4.2's text says 32.",
+    "Optimiser: Adam, learning rate 1e-3 (Keras default; the paper says only 'adaptive learning rate').",
+    "Epochs: at most 100 (section 4.2); early stopping on val_loss with patience 10, best weights restored.",
+    "Loss: sparse categorical cross-entropy on integer next-word targets (= categorical CE on one-hot).",
+    "Text: captions lower-cased with punctuation stripped (medcap.text 'caption' style), truncated to "
+    "20 words; vocabulary = train words seen >= 2 times, others <unk>.",
+    "Features: VGG16 fc2 at 224x224, Keras caffe preprocessing, computed once, cached as float16; "
+    "no augmentation (section 4.1 mentions it, but cached features are of un-augmented images).",
+    "Data: 50,000 MediCat figures with captions of <= 20 words, seeded split grouped by paper (pdf_hash).",
+    "Table 2 metrics: next-word accuracy and Keras Precision/Recall (threshold 0.5) on one-hot targets, "
+    "F1 = 2PR/(P+R), over every (prefix, next word) pair of the test split.",
+    "Decoding for Table 3: beam search, beam size 3 (section 4.4 tunes a beam size; its value is unstated), "
+    "at most 21 tokens; BLEU-1/2 on cleaned text, pycocoevalcap flavour in the table, nltk also reported.",
+    "Backbone weights 'auto': the cached ImageNet file, else a random VGG16 recorded as pretrained: false.",
+)
+
+#: `--set` overrides of the scaled-down synthetic run (no MediCat configured).
+SYNTHETIC_OVERRIDES = (
+    "data.synthetic_num=600",
+    "train.epochs=16",
+    "train.learning_rate=0.002",
+    "train.early_stopping_patience=4",
+    "model.options.min_count=1",
+)
+
+
+def paper_config(*, name: str, variant: str, batch_size: int, preset: str, paper_results: dict[str, float]):
+    return ExperimentConfig(
+        name=name,
+        paper=f"{PAPER} ({'Model-80' if variant == 'model80' else 'Model-70'})",
+        table="Table 2, Table 3",
+        paper_results=paper_results,
+        choices=CHOICES,
+        synthetic_overrides=SYNTHETIC_OVERRIDES,
+        data=DataConfig(
+            name="medicat",
+            variant=variant,
+            image_size=(224, 224),
+            normalization="imagenet_caffe",
+            augment=False,
+        ),
+        model=ModelConfig(
+            name="model80",
+            preset=preset,
+            encoder_weights="auto",
+            options={"max_words": 20, "min_count": 2},
+        ),
+        train=TrainConfig(
+            epochs=100,
+            batch_size=batch_size,
+            learning_rate=1e-3,
+            optimizer="adam",
+            monitor="val_loss",
+            early_stopping_patience=10,
+            restore_best_weights=True,
+        ),
+        eval=EvalConfig(
+            split="test",
+            decoding="beam",
+            beam_size=3,
+            max_length=21,
+            bleu_flavour="coco",
+            baselines=("constant", "random_train"),
+            num_samples=20,
+        ),
+    )
+
+
+def smoke_config(config: ExperimentConfig) -> ExperimentConfig:
+    """Synthetic data, tiny preset, a random backbone at 32x32, a few steps."""
+    config.smoke = True
+    config.data.source_dir = ""
+    config.data.synthetic_num = 120
+    config.data.image_size = (32, 32)
+    config.model.preset = "tiny"
+    config.model.encoder_weights = "none"
+    config.model.options = {**config.model.options, "min_count": 1, "attention_plots": 2}
+    config.train.epochs = 2
+    config.train.batch_size = 32
+    config.train.steps_per_epoch = 5
+    config.train.early_stopping_patience = 0
+    config.train.tensorboard = False
+    config.eval.beam_size = 2
+    config.eval.num_samples = 5
+    return config

@@ -1,0 +1,50 @@
+"""Paper 000, Model-70: Kanavos, Vonitsanos, Mylonas, "Integrating Convolutional
+and Recurrent Neural Networks for Enhanced Medical Image Captioning".
+
+VGG16 fc2 features (4096-d) + Embedding/BiLSTM/attention next-word decoder on
+MediCat captions of at most 20 words, split 70/15/15 (section 4.4), batch 128
+(Table 2, printed ".28"; the text of section 4.2 says 32). The paper reports:
+
+    Table 2  Model-70  accuracy 0.3936  precision 0.6336  recall 0.1849  F1 0.2862
+    Table 3  Model-70  BLEU-1 0.310  BLEU-2 0.207
+
+`make reproduce-model70` runs this file. Without a MediCat download
+(`data.source_dir` empty) it trains the scaled-down `synthetic_overrides` on
+the synthetic MediCat-format dataset, whose numbers are not comparable with
+the paper's. The choices we made where the paper is silent are in
+`experiments/_paper000.py` (`CHOICES`) and in every run's report.md.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from medcap.config import ExperimentConfig
+
+
+def _shared():
+    path = Path(__file__).with_name("_paper000.py")
+    spec = importlib.util.spec_from_file_location("medcap_experiments._paper000", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def get_config(smoke: bool = False) -> ExperimentConfig:
+    shared = _shared()
+    config = shared.paper_config(
+        name="model70",
+        variant="model70",
+        batch_size=128,
+        preset="model70",
+        paper_results={
+            "accuracy": 0.3936,
+            "precision": 0.6336,
+            "recall": 0.1849,
+            "f1": 0.2862,
+            "Bleu_1": 0.310,
+            "Bleu_2": 0.207,
+        },
+    )
+    return shared.smoke_config(config) if smoke else config
