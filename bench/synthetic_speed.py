@@ -4,7 +4,8 @@
 
 Measures, in one run: drawing alone, drawing + PNG encoding, and whole
 synthetic trees (MediCat: one PNG per figure; IU X-ray: two views per study,
-each written in the R2Gen and the OpenI layout), as images per second of
+each written in the R2Gen and the OpenI layout; MIMIC: one to two JPEG views
+per study plus the CXR and ED CSVs), as images per second of
 wall-clock time and of this process's CPU time (the machine may be shared;
 CPU time shows what one core does uncontended), and as ratios to the target.
 """
@@ -21,6 +22,7 @@ import numpy as np
 from medcap.data import synthetic
 from medcap.data.iu_xray import IU_XRAY
 from medcap.data.medicat import MEDICAT
+from medcap.registry import DATASETS
 
 TARGET = 50.0
 
@@ -58,6 +60,9 @@ def main() -> None:
         with Clock() as clock:
             IU_XRAY.synthesize(Path(tmp) / "iu", num=args.num // 2, seed=0, image_size=args.size)
         rows.append(("iu_xray tree (drawn views)", 2 * (args.num // 2), clock.wall, clock.cpu))
+        with Clock() as clock:
+            tree = DATASETS.get("mimic").synthesize(Path(tmp) / "mimic", num=args.num, seed=0, image_size=args.size)
+        rows.append(("mimic tree (jpg views)", sum(1 for _ in Path(tree).rglob("*.jpg")), clock.wall, clock.cpu))
     print(f"size {args.size}x{args.size}, {args.num} images per row; target {TARGET:.0f} images/s")
     print(f"{'what':28s} {'wall img/s':>10s} {'x target':>9s} {'cpu img/s':>10s} {'x target':>9s}")
     for name, count, wall, cpu in rows:

@@ -431,14 +431,45 @@ def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None) -> dic
     return {"metrics": metrics, "history": history.history, "environment": environment}
 
 
+RESULTS_INDEX = "runs.json"
+
+
+def write_results_index(results_dir: str | Path, default: str, runs: list[str]) -> Path:
+    """Marks `results_dir` as a collection of run workdirs (a paper's several
+    experiments) whose `default` run answers `--workdir results_dir`."""
+    results_dir = Path(results_dir)
+    if default not in runs:
+        raise ValueError(f"default run {default!r} is not among {runs}")
+    path = results_dir / RESULTS_INDEX
+    path.write_text(json.dumps({"default": default, "runs": runs}, indent=2) + "\n")
+    return path
+
+
+def resolve_workdir(workdir: str | Path) -> Path:
+    """A run's workdir, or the default run of a results collection
+    (`runs.json`, written by the paper reports), e.g. `results/clip`."""
+    workdir = Path(workdir)
+    if (workdir / "config.json").exists():
+        return workdir
+    index = workdir / RESULTS_INDEX
+    if index.exists():
+        default = workdir / json.loads(index.read_text())["default"]
+        if not (default / "config.json").exists():
+            raise FileNotFoundError(f"{index}: default run {default} has no config.json (was it trained?)")
+        log.info("%s holds several runs; using its default run %s", workdir, default)
+        return default
+    runs = sorted(str(p.parent) for p in workdir.glob("*/config.json")) if workdir.is_dir() else []
+    hint = f"; runs inside: {', '.join(runs)}" if runs else ""
+    raise FileNotFoundError(f"{workdir}: not a medcap workdir (no config.json){hint}")
+
+
 def _load_workdir(workdir: Path):
     import keras
 
     from medcap.registry import TASKS
 
+    workdir = resolve_workdir(workdir)
     path = workdir / "config.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{workdir}: not a medcap workdir (no config.json)")
     config = ExperimentConfig.from_json(path.read_text())
     task = TASKS.get(config.model.name)(config)
     task.restore(workdir)
@@ -451,7 +482,7 @@ def _load_workdir(workdir: Path):
 
 def evaluate_workdir(workdir: str | Path, split: str = "test") -> dict[str, Any]:
     """Re-scores a finished run on `split`; rewrites metrics.json for the test split."""
-    workdir = Path(workdir)
+    workdir = resolve_workdir(workdir)
     config, task, model = _load_workdir(workdir)
     data = load_splits(config.data)
     metrics = task.evaluate(model, data.splits, split, workdir)

@@ -464,6 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.results_dir) / "report.md"
     out.write_text(text, encoding="utf-8")
     print(f"wrote {out}")
+    trained = [name for name in RUN_NAMES.values() if (Path(args.results_dir) / name / "model.keras").exists()]
+    if RUN_NAMES["proposed"] in trained:  # `medcap caption --workdir results/clip` uses the proposed model
+        from medcap.training import write_results_index
+
+        write_results_index(args.results_dir, RUN_NAMES["proposed"], trained)
     return 0
 
 

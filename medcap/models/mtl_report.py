@@ -782,6 +782,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
+    runs = sorted({run for regime in REGIME_DIRS.values() for run in regime.values()})
+    trained = [run for run in runs if (Path(args.results_dir) / run / "model.keras").exists()]
+    if "tp" in trained:  # `medcap caption --workdir results/mtl` uses MTL-TP, the paper's best regime
+        from medcap.training import write_results_index
+
+        write_results_index(args.results_dir, "tp", trained)
     return 0
 
 
