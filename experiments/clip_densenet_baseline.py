@@ -16,10 +16,7 @@ row.) Choices where the paper is silent: `CHOICES` in clip_densenet.py.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-from medcap.config import ExperimentConfig
+from medcap.config import ExperimentConfig, load_sibling
 
 #: Table 3, "DenseNet" row, pycocoevalcap key names.
 DENSENET_RESULTS = {
@@ -32,16 +29,9 @@ DENSENET_RESULTS = {
 }
 
 
-def _proposed():
-    path = Path(__file__).with_name("clip_densenet.py")
-    spec = importlib.util.spec_from_file_location("medcap_experiments.clip_densenet", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def get_config(smoke: bool = False) -> ExperimentConfig:
-    proposed = _proposed()
+    proposed = load_sibling(__file__, "clip_densenet")
     config = proposed.paper_config(
         name="clip_densenet_baseline",
         variant="baseline",

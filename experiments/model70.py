@@ -17,22 +17,11 @@ the paper's. The choices we made where the paper is silent are in
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-from medcap.config import ExperimentConfig
-
-
-def _shared():
-    path = Path(__file__).with_name("_paper000.py")
-    spec = importlib.util.spec_from_file_location("medcap_experiments._paper000", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from medcap.config import ExperimentConfig, load_sibling
 
 
 def get_config(smoke: bool = False) -> ExperimentConfig:
-    shared = _shared()
+    shared = load_sibling(__file__, "_paper000")
     config = shared.paper_config(
         name="model70",
         variant="model70",

@@ -20,22 +20,11 @@ are in `experiments/_paper001.py` (`CHOICES`) and in every run's report.md.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-from medcap.config import ExperimentConfig
-
-
-def _shared():
-    path = Path(__file__).with_name("_paper001.py")
-    spec = importlib.util.spec_from_file_location("medcap_experiments._paper001", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from medcap.config import ExperimentConfig, load_sibling
 
 
 def get_config(smoke: bool = False) -> ExperimentConfig:
-    shared = _shared()
+    shared = load_sibling(__file__, "_paper001")
     config = shared.paper_config(
         name="mtl_eq",
         tasks=("report", "acuity", "findings"),

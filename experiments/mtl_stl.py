@@ -20,25 +20,15 @@ with the paper's). Our choices are in `experiments/_paper001.py` (`CHOICES`).
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-from medcap.config import ExperimentConfig
+from medcap.config import ExperimentConfig, load_sibling
 
 #: The three single-task runs: `--set model.options.tasks=<task>`.
 STL_TASKS = ("report", "acuity", "findings")
 
 
-def _shared():
-    path = Path(__file__).with_name("_paper001.py")
-    spec = importlib.util.spec_from_file_location("medcap_experiments._paper001", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def get_config(smoke: bool = False) -> ExperimentConfig:
-    shared = _shared()
+    shared = load_sibling(__file__, "_paper001")
     config = shared.paper_config(
         name="mtl_stl",
         tasks=("report",),

@@ -17,10 +17,7 @@ Without a MIMIC download each run uses the scaled-down synthetic overrides.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-from medcap.config import ExperimentConfig
+from medcap.config import ExperimentConfig, load_sibling
 
 #: name -> (alpha, beta, gamma); every one keeps alpha > beta > gamma but the last,
 #: which checks the paper's claim that prioritising ITG beats equal weights.
@@ -33,16 +30,9 @@ SWEEP: dict[str, tuple[float, float, float]] = {
 }
 
 
-def _shared():
-    path = Path(__file__).with_name("_paper001.py")
-    spec = importlib.util.spec_from_file_location("medcap_experiments._paper001", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def get_config(smoke: bool = False) -> ExperimentConfig:
-    shared = _shared()
+    shared = load_sibling(__file__, "_paper001")
     config = shared.paper_config(
         name="mtl_tp_sweep",
         tasks=("report", "acuity", "findings"),

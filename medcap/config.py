@@ -426,16 +426,31 @@ def list_experiments(directory: Path | None = None) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.py") if not p.name.startswith("_"))
 
 
+def _exec_file(path: Path) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(f"medcap_experiments.{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_sibling(experiment_file: str | Path, name: str) -> types.ModuleType:
+    """The module `name`.py beside `experiment_file`: how a paper's experiment
+    files share its `_paperNNN.py` (experiments/ is not a package, so that
+    experiment files stay plain scripts a user can copy anywhere)."""
+    path = Path(experiment_file).resolve().with_name(f"{name}.py")
+    if not path.is_file():
+        raise ConfigError(f"{experiment_file}: needs {path}, which does not exist")
+    return _exec_file(path)
+
+
 def load_experiment_module(name: str, directory: Path | None = None) -> types.ModuleType:
     directory = directory or experiments_dir()
     path = Path(name) if name.endswith(".py") else directory / f"{name}.py"
     if not path.is_file():
         valid = ", ".join(list_experiments(directory)) or "(none)"
         raise ConfigError(f"unknown experiment {name!r}; valid names: {valid}")
-    spec = importlib.util.spec_from_file_location(f"medcap_experiments.{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _exec_file(path)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"experiment file {path} has no get_config(smoke=False)")
     return module

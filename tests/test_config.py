@@ -122,3 +122,13 @@ def test_registry_lists_valid_names():
 def test_data_config_synthetic_flag():
     assert DataConfig().synthetic
     assert not DataConfig(source_dir="/x").synthetic
+
+
+def test_load_sibling_shares_a_papers_module_and_names_a_missing_one(tmp_path):
+    from medcap.config import ConfigError, load_sibling
+
+    (tmp_path / "_paper999.py").write_text("CHOICES = ('ours',)\n")
+    experiment = tmp_path / "exp.py"
+    assert load_sibling(experiment, "_paper999").CHOICES == ("ours",)
+    with pytest.raises(ConfigError, match=r"exp.py: needs .*_paper998.py, which does not exist"):
+        load_sibling(experiment, "_paper998")
