@@ -338,13 +338,15 @@ class ClipTask(Task):
     def _verbose(self) -> int:
         return 1 if self.config.train.verbose else 0
 
-    def embed_images(self, model, image_paths: list[str]) -> np.ndarray:
-        """(n, embedding_dim) image embeddings, in batches with a progress bar."""
+    def embed_images(self, model, image_paths: list[str], *, progress: bool | None = None) -> np.ndarray:
+        """(n, embedding_dim) image embeddings, in batches with a progress bar
+        (`progress`: default `train.verbose`)."""
         if not image_paths:
             return np.zeros((0, int(self.preset["embedding_dim"])), np.float32)
         batch = int(self.options["embed_batch_size"])
         ds = self.image_dataset([first_view(p) for p in image_paths], batch_size=batch)
-        return np.asarray(model.vision_encoder.predict(ds, verbose=self._verbose), np.float32)
+        verbose = self._verbose if progress is None else int(progress)
+        return np.asarray(model.vision_encoder.predict(ds, verbose=verbose), np.float32)
 
     def embed_reports(self, model, texts: list[str]) -> np.ndarray:
         """(n, embedding_dim) report embeddings, in batches with a progress bar."""
@@ -400,7 +402,8 @@ class ClipTask(Task):
 
     def caption(self, model, image_paths: list[str]) -> list[dict[str, Any]]:
         ids, reports, bank = self.load_bank(model)
-        indices, similarities = top1_retrieval(self.embed_images(model, list(image_paths)), bank)
+        # no progress bar: Keras prints it on stdout, where `medcap caption --json` writes its JSON
+        indices, similarities = top1_retrieval(self.embed_images(model, list(image_paths), progress=False), bank)
         return [
             {"text": reports[int(i)], "similarity": float(s), "train_id": ids[int(i)]}
             for i, s in zip(indices, similarities)
