@@ -8,7 +8,6 @@ STAMP := $(VENV)/.installed-stamp
 MEDCAP := $(BIN)/medcap
 PYTEST_ARGS ?=
 
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
 .PHONY: install test test-fast lint bench reproduce-model80 reproduce-model70 reproduce-mtl \

@@ -5,6 +5,10 @@ Each command group lives beside the code it drives and exposes
 must not import TensorFlow at import time, so `medcap --help` stays instant.
 A command handler returns an exit code (or None for 0). Known input errors
 print one line, `medcap: error: ...`, and exit with status 2.
+
+TensorFlow's C++ log lines are kept off the terminal unless `--verbose`
+(accepted before or after the command) or MEDCAP_VERBOSE=1 is given; see
+`medcap.tf_logs` for what is set and why.
 """
 
 from __future__ import annotations
@@ -22,6 +26,21 @@ COMMAND_MODULES = (
     "medcap.data.cli",  # data synth|prepare|check
     "medcap.features",  # features extract
 )
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser and sub-parser takes `--verbose`, so it works wherever it
+    is typed (`medcap --verbose caption ...` or `medcap caption ... --verbose`).
+    SUPPRESS keeps a sub-parser from resetting a flag given before the command."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show TensorFlow's C++ log lines (also MEDCAP_VERBOSE=1)",
+        )
 
 
 class CommandError(Exception):
@@ -125,7 +144,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from medcap import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="medcap",
         description="Reproduce medical image captioning and report generation papers.",
     )
@@ -138,13 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from medcap import tf_logs
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    # Before any command imports TensorFlow: it reads the level when it first logs.
+    verbose = getattr(args, "verbose", False)
+    tf_logs.configure(verbose)
     try:
-        code = args.handler(args)
+        with tf_logs.quiet_tensorflow_import(verbose):
+            code = args.handler(args)
     except _user_errors() as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"medcap: error: {message}", file=sys.stderr)

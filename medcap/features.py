@@ -47,7 +47,9 @@ from typing import Any
 
 import numpy as np
 
-FORMAT = "medcap.features/1"
+#: Part of every cache key; /2: images decoded by `medcap.data.images` (accurate JPEG IDCT,
+#: 16-bit PNG scaled, DICOM), so caches of the earlier decoder are recomputed.
+FORMAT = "medcap.features/2"
 #: The layer read from each backbone (paper 000: VGG16 fc2).
 FEATURE_LAYERS = {"vgg16": "fc2", "densenet121": "avg_pool", "efficientnetb0": "avg_pool"}
 #: Input size that ImageNet weights with the classification top require.
@@ -232,13 +234,17 @@ def _raise_bad_image(paths: list[str], ids: list[str], err: Exception) -> None:
     import tensorflow as tf
 
     from medcap.data.base import DataError
+    from medcap.data.images import decode_pixels, load_pixels
 
     for i, path in enumerate(paths):
+        where = {"file": path, "record": ids[i] if ids else None, "field": "image"}
         try:
-            tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as inner:
-            message = inner.message.splitlines()[0] if hasattr(inner, "message") else str(inner)
-            raise DataError(f"cannot read image: {message}", file=path, record=ids[i] if ids else None, field="image") from None
+            load_pixels(path)
+            decode_pixels(tf.constant(path))  # the pipeline's own decoder, in case only it fails
+        except DataError as inner:
+            raise DataError(f"cannot read image: {inner.message}", **where) from None
+        except tf.errors.OpError as inner:
+            raise DataError(f"cannot read image: {inner.message.splitlines()[0]}", **where) from None
     raise DataError(f"image batch failed: {err}")
 
 

@@ -5,6 +5,7 @@
 * `run_model_saving_test`: `.keras` save/load gives allclose outputs.
 * `block_network` / the `no_network` fixture: socket connections fail, so a test
   that reaches for the internet fails loudly instead of hanging or passing by luck.
+* `write_dicom`: a DICOM file of given pixels and attributes, for reader tests.
 * `shared_path`: files in `../shared` (developer and CI machines only); skips
   the test with a clear message when absent, as users will not have them.
 """
@@ -22,6 +23,67 @@ import numpy as np
 
 #: `../shared` beside the checkout; MEDCAP_SHARED_DIR overrides.
 SHARED_DIR = Path(os.environ.get("MEDCAP_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
+
+
+#: Any syntactically valid instance UID, for DICOM files written by tests.
+DICOM_TEST_UID = "1.2.826.0.1.3680043.8.498.1"
+
+
+def write_dicom(
+    path: str | Path,
+    pixels: np.ndarray,
+    *,
+    photometric: str = "MONOCHROME2",
+    bits_stored: int | None = None,
+    frames: bool = False,
+    syntax: str | None = None,
+    pixel_data: bytes | None = None,
+    preamble: bool = True,
+    **attributes: Any,
+) -> str:
+    """A Secondary Capture DICOM file of `pixels` (rows, cols[, 3]), or of
+    (frames, rows, cols) with `frames=True`, written with pydicom the way
+    scanners write them (128-byte preamble, "DICM", file meta). Keyword
+    `attributes` are set on the data set (WindowCenter=..., RescaleSlope=...);
+    `pixel_data` replaces the native bytes with encapsulated ones for `syntax`
+    (default Explicit VR Little Endian); `preamble=False` writes a bare data set."""
+    import pydicom
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
+
+    syntax = syntax or ExplicitVRLittleEndian
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = DICOM_TEST_UID
+    meta.TransferSyntaxUID = syntax
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128 if preamble else None)
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = SecondaryCaptureImageStorage, DICOM_TEST_UID, "OT"
+    colour = photometric in ("RGB", "YBR_FULL")
+    shape = pixels.shape[1:] if frames else pixels.shape
+    ds.Rows, ds.Columns = shape[:2]
+    if frames:
+        ds.NumberOfFrames = pixels.shape[0]
+    ds.SamplesPerPixel = 3 if colour else 1
+    if colour:
+        ds.PlanarConfiguration = 0
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = pixels.dtype.itemsize * 8
+    ds.BitsStored = bits_stored or ds.BitsAllocated
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = int(pixels.dtype.kind == "i")
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    if pixel_data is None:
+        ds.PixelData = pixels.tobytes()
+    else:
+        ds.PixelData = pixel_data
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+    if preamble:
+        ds.save_as(path, enforce_file_format=True)
+    else:  # a bare data set: no preamble, no "DICM"
+        pydicom.dcmwrite(path, ds, enforce_file_format=False)
+    return str(path)
 
 
 def shared_path(relative: str) -> Path:

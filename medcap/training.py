@@ -114,14 +114,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 # Data
 
 
-def synthetic_source_dir(data: DataConfig) -> Path:
-    from medcap.data.synthetic import synthetic_dir
-
-    return synthetic_dir(
-        data.data_dir, data.name, num=data.synthetic_num, seed=data.synthetic_seed, image_size=data.synthetic_image_size
-    )
-
-
 def load_splits(data: DataConfig) -> ReadResult:
     """Reads the configured dataset; with no `source_dir`, writes (once) and
     reads the synthetic dataset in that dataset's real on-disk format."""
@@ -129,11 +121,11 @@ def load_splits(data: DataConfig) -> ReadResult:
 
     source = DATASETS.get(data.name)
     if data.synthetic:
-        from medcap.data.synthetic import ensure_synthetic
+        from medcap.data.synthetic import ensure_synthetic, tree_dir
 
         source_dir = ensure_synthetic(
             source,
-            synthetic_source_dir(data),
+            tree_dir(data),
             num=data.synthetic_num,
             seed=data.synthetic_seed,
             image_size=data.synthetic_image_size,

@@ -13,8 +13,9 @@ the field, so a user with a broken download learns exactly what to fix:
 * `parse_xml`: an XML document (ElementTree) with UTF-8 and syntax errors
   located by line.
 * `check_image`: per `IMAGE_CHECKS` mode, "none", "exists" (the file is
-  there and non-empty) or "decode" (Pillow decodes every pixel, which
-  catches truncated PNG/JPEG files).
+  there and non-empty) or "decode" (`medcap.data.images.load_pixels`
+  decodes every pixel, which catches truncated PNG/JPEG files and DICOM
+  files without a usable decoder).
 * `check_by_reading`: a `DatasetSource.check` built on the source's reader.
 * `group_split`: seeded group-disjoint split (patients, or MediCat papers,
   never cross splits), used by every reader that draws its own split.
@@ -166,13 +167,12 @@ def check_image(
     if image_path.stat().st_size == 0:
         raise DataError(f"empty image file {image_path}", **where)
     if mode == "decode":
-        from PIL import Image
+        from medcap.data.images import load_pixels
 
         try:
-            with Image.open(image_path) as image:
-                image.load()
-        except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError, ...
-            raise DataError(f"unreadable image {image_path}: {err}", **where) from None
+            load_pixels(image_path)
+        except DataError as err:
+            raise DataError(f"unreadable image {image_path}: {err.message}", **where) from None
 
 
 def group_split(
@@ -211,10 +211,13 @@ def check_by_reading(
     *,
     variant: str = "",
     options: dict[str, Any] | None = None,
+    info_counts: Sequence[str] = (),
 ) -> CheckReport:
     """A `DatasetSource.check` that runs the reader with every image decoded
     and `skip_invalid=True`, and reports each skipped record as a problem; a
-    fatal error (e.g. the main file missing) is the only problem then."""
+    fatal error (e.g. the main file missing) is the only problem then.
+    `info_counts`: keys of the read's `info` (records excluded by a stated
+    rule) to list beside the split counts."""
     report = CheckReport(dataset=source.name, source_dir=str(source_dir))
     opts = {"check_images": "decode", **(options or {})}
     try:
@@ -222,6 +225,6 @@ def check_by_reading(
     except DataError as err:
         report.problems.append(err)
         return report
-    report.counts = result.counts()
+    report.counts = {**result.counts(), **{key: result.info[key] for key in info_counts if key in result.info}}
     report.problems.extend(result.skipped)
     return report

@@ -31,11 +31,21 @@ Variants (splits):
 Choices the sources leave open, ours:
 
 * OpenI report = the FINDINGS text, or the IMPRESSION when FINDINGS is empty
-  (counted in `info["impression_fallbacks"]`); neither is an error naming
-  the XML file and the field. R2Gen's `report` is used as is.
+  (counted in `info["impression_fallbacks"]`). R2Gen's `report` is used as is.
 * OpenI study `id` = the first parentImage id without its last `-NNNN`
   group (`CXR12_IM-0123-1001` -> `CXR12_IM-0123`), the form R2Gen's ids
-  take; a study without any parentImage is an error.
+  take.
+* The real OpenI release has reports that cannot give an example: some list
+  no `parentImage` at all, some have FINDINGS and IMPRESSION both empty
+  (`<AbstractText Label="FINDINGS"/>`) or absent. Such a report is excluded,
+  whatever the variant, and counted in `info` under the first rule it fails,
+  in this order: no parentImage element (`info["studies_without_images"]`),
+  no FINDINGS or IMPRESSION text (`info["studies_without_sections"]`). These
+  are properties of the release, not of a broken download: neither is an
+  error, `skip_invalid` does not change them, `check()` lists them among its
+  counts and not as problems, and the images of an excluded report are not
+  checked. `info["xml_reports"]` counts every XML file, so
+  `xml_reports = studies + the two exclusions + skipped records`.
 * `patient_id` = the study number (`CXR12` from `CXR12_IM-0123`, or from
   OpenI's `12.xml`): IU X-ray has one study per patient, so the study is the
   patient and splits are patient-disjoint by construction.
@@ -78,6 +88,8 @@ FORMATS = ("auto", "r2gen", "openi")
 VARIANTS = ("r2gen", "random_721")
 RANDOM_721 = {"train": 0.7, "val": 0.2, "test": 0.1}
 DEFAULT_OPTIONS: dict[str, Any] = {"format": "auto", "check_images": "exists"}
+#: OpenI exclusion counts in `info`, in the order their rules apply.
+OPENI_EXCLUSIONS = ("studies_without_images", "studies_without_sections")
 _STUDY_NUMBER = re.compile(r"^(CXR\d+)")
 _VIEW_SUFFIX = re.compile(r"-\d+$")
 
@@ -139,7 +151,8 @@ class IUXraySource:
         if layout == "r2gen":
             studies = _read_r2gen(source_dir, opts["check_images"], fail)
         else:
-            studies, info["impression_fallbacks"] = _read_openi(source_dir, opts["check_images"], fail)
+            studies, openi_counts = _read_openi(source_dir, opts["check_images"], fail)
+            info.update(openi_counts)
         info["studies"] = len(studies)
 
         splits: dict[str, list[dict[str, Any]]] = {name: [] for name in SPLIT_NAMES}
@@ -161,16 +174,21 @@ class IUXraySource:
     def check(self, source_dir: str | Path, *, variant: str = "", options: dict[str, Any] | None = None) -> CheckReport:
         """Checks the layout the reader would read; when a tree holds both
         layouts and no `format` option is given, the OpenI one is checked too
-        (its problems are added, its counts are not)."""
+        (its problems and exclusion counts are added, its split counts are
+        not). OpenI exclusions are counts, not problems (module docstring)."""
         source_dir = Path(source_dir)
         has_r2gen = (source_dir / ANNOTATION_NAME).is_file()
         if not variant and not has_r2gen:
             variant = "random_721"  # an OpenI download has no R2Gen split to check
-        report = dio.check_by_reading(self, source_dir, variant=variant, options=options)
+        report = self._check_by_reading(source_dir, variant, options)
         if has_r2gen and (source_dir / XML_DIR).is_dir() and "format" not in (options or {}):
-            openi = dio.check_by_reading(self, source_dir, variant="random_721", options={**(options or {}), "format": "openi"})
+            openi = self._check_by_reading(source_dir, "random_721", {**(options or {}), "format": "openi"})
             report.problems.extend(openi.problems)
+            report.counts.update({key: n for key, n in openi.counts.items() if key in OPENI_EXCLUSIONS})
         return report
+
+    def _check_by_reading(self, source_dir: Path, variant: str, options: dict[str, Any] | None) -> CheckReport:
+        return dio.check_by_reading(self, source_dir, variant=variant, options=options, info_counts=OPENI_EXCLUSIONS)
 
     # -- synthetic ------------------------------------------------------------
     def synthesize(self, out_dir: str | Path, *, num: int, seed: int, image_size: int = 256) -> Path:
@@ -282,43 +300,47 @@ def _r2gen_study(entry: Any, split: str, record: str, path: Path, source_dir: Pa
     return {"id": study_id, "patient_id": patient_id_of(study_id), "images": images, "report": report.strip(), "split": split}
 
 
-def _read_openi(source_dir: Path, check_images: str, fail) -> tuple[list[dict[str, Any]], int]:
+def _read_openi(source_dir: Path, check_images: str, fail) -> tuple[list[dict[str, Any]], dict[str, int]]:
     xml_files = sorted((source_dir / XML_DIR).glob("*.xml"), key=lambda p: (len(p.stem), p.stem))
     if not xml_files:
         raise DataError("no *.xml reports", file=source_dir / XML_DIR)
     studies = []
-    fallbacks = 0
+    counts = {"xml_reports": len(xml_files), "impression_fallbacks": 0, **dict.fromkeys(OPENI_EXCLUSIONS, 0)}
     seen: dict[str, Path] = {}
     for xml_path in xml_files:
         try:
-            study, used_impression = _openi_study(xml_path, source_dir, check_images)
-            if study["id"] in seen:
+            study, outcome = _openi_study(xml_path, source_dir, check_images)
+            if study is not None and study["id"] in seen:
                 raise DataError(f"duplicate study id {study['id']!r} (also in {seen[study['id']].name})", file=xml_path, field="parentImage@id")
         except DataError as err:
             fail(err)
             continue
+        if outcome:
+            counts[outcome] += 1
+        if study is None:
+            continue
         seen[study["id"]] = xml_path
-        fallbacks += used_impression
         studies.append(study)
-    return studies, fallbacks
+    return studies, counts
 
 
-def _openi_study(xml_path: Path, source_dir: Path, check_images: str) -> tuple[dict[str, Any], bool]:
+def _openi_study(xml_path: Path, source_dir: Path, check_images: str) -> tuple[dict[str, Any] | None, str]:
+    """(study, "") or (study, "impression_fallbacks"), or (None, the exclusion key)."""
     root = dio.parse_xml(xml_path)
+    image_ids = [element.get("id", "").strip() for element in root.iter("parentImage")]
+    if not image_ids:
+        return None, "studies_without_images"
     sections: dict[str, str] = {}
     for element in root.iter("AbstractText"):
         label = (element.get("Label") or "").upper()
         sections[label] = " ".join("".join(element.itertext()).split())
     report = sections.get("FINDINGS", "")
-    used_impression = False
+    outcome = ""
     if not report:
         report = sections.get("IMPRESSION", "")
-        used_impression = True
+        outcome = "impression_fallbacks"
     if not report:
-        raise DataError("no FINDINGS or IMPRESSION text", file=xml_path, record=f"report {xml_path.stem}", field="AbstractText[@Label=FINDINGS|IMPRESSION]")
-    image_ids = [element.get("id", "").strip() for element in root.iter("parentImage")]
-    if not image_ids:
-        raise DataError("no images (no parentImage element)", file=xml_path, record=f"report {xml_path.stem}", field="parentImage")
+        return None, "studies_without_sections"
     images = []
     for view, image_id in enumerate(image_ids):
         if not image_id:
@@ -328,7 +350,7 @@ def _openi_study(xml_path: Path, source_dir: Path, check_images: str) -> tuple[d
         images.append(str(image))
     study_id = _VIEW_SUFFIX.sub("", image_ids[0])
     patient = f"CXR{xml_path.stem}" if xml_path.stem.isdigit() else patient_id_of(study_id)
-    return {"id": study_id, "patient_id": patient, "images": images, "report": report}, used_impression
+    return {"id": study_id, "patient_id": patient, "images": images, "report": report}, outcome
 
 
 def _write_openi_xml(

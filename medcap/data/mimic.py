@@ -1,4 +1,4 @@
-"""MIMIC-CXR-JPG + reports + MIMIC-IV-ED: reader, join, cleaning, splits, synthetic writer.
+"""MIMIC-CXR(-JPG) + reports + MIMIC-IV-ED: reader, join, cleaning, splits, synthetic writer.
 
 The dataset of paper 001 (Aksoy et al., "Enhancing Image-to-Text Generation in
 Radiology Reports through Cross-modal Multi-Task Learning", sections 3.1, 3.2
@@ -8,7 +8,8 @@ features, an acuity target and 5 finding labels.
 
 On-disk layout (the official downloads, unpacked under one `source_dir`):
 
-    files/pNN/p<subject>/s<study>/<dicom_id>.jpg    MIMIC-CXR-JPG images
+    files/pNN/p<subject>/s<study>/<dicom_id>.jpg    MIMIC-CXR-JPG images, or
+    files/pNN/p<subject>/s<study>/<dicom_id>.dcm    MIMIC-CXR (DICOM release) images
     files/pNN/p<subject>/s<study>.txt                MIMIC-CXR reports
     mimic-cxr-2.0.0-metadata.csv[.gz]                one row per image
     mimic-cxr-2.0.0-chexpert.csv[.gz]                14 CheXpert labels per study
@@ -19,6 +20,13 @@ On-disk layout (the official downloads, unpacked under one `source_dir`):
 module or the reports are unpacked apart from the JPG tree.
 `options["check_images"]` (`medcap.data.io.IMAGE_CHECKS`): "exists"
 (default) or "decode" for each kept study's image; `check()` decodes.
+`options["image_format"]` (`IMAGE_FORMATS`): "jpg" or "dcm" reads only that
+release's files; "auto" (default) takes each image's .jpg and falls back to
+its .dcm, so either release, or a mix, reads without configuration. The
+metadata, CheXpert and split CSVs are MIMIC-CXR-JPG's in both cases (they
+name images by the dicom_id both releases share; download them alone to
+use the DICOM files). DICOM pixels follow `medcap.data.images` (windowed,
+MONOCHROME1 inverted, 8-bit).
 
 Every choice below is ours where the paper is silent:
 
@@ -173,6 +181,8 @@ SPLIT_ALIASES = {"train": "train", "validate": "val", "val": "val", "test": "tes
 VARIANTS: tuple[str, ...] = ("balanced_10k", "official")
 DEFAULT_SUBSET_SIZES: tuple[int, int, int] = (7000, 2000, 1000)
 VITAL_POLICIES = ("drop", "impute")
+#: `options["image_format"]`: image file extensions to look for (see the module docstring).
+IMAGE_FORMATS = ("auto", "jpg", "dcm")
 
 OPTION_DEFAULTS: dict[str, Any] = {
     "uncertain_label": 0,
@@ -182,6 +192,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "ed_dir": "",
     "reports_dir": "",
     "check_images": "exists",
+    "image_format": "auto",
 }
 
 METADATA_COLUMNS = ("dicom_id", "subject_id", "study_id", "ViewPosition", "StudyDate", "StudyTime")
@@ -549,6 +560,8 @@ def _options(options: dict[str, Any] | None) -> dict[str, Any]:
     merged["subset_sizes"] = sizes
     if merged["check_images"] not in IMAGE_CHECKS:
         raise ValueError(f"options.check_images={merged['check_images']!r}: expected one of {', '.join(IMAGE_CHECKS)}")
+    if merged["image_format"] not in IMAGE_FORMATS:
+        raise ValueError(f"options.image_format={merged['image_format']!r}: expected one of {', '.join(IMAGE_FORMATS)}")
     return merged
 
 
@@ -723,7 +736,7 @@ class _Reader:
         for study in studies:
             folder = f"p{str(study.subject_id)[:2]}/p{study.subject_id}"
             record = f"study s{study.study_id}"
-            image = self.root / "files" / folder / f"s{study.study_id}" / f"{study.image.dicom_id}.jpg"
+            image = self.image_file(self.root / "files" / folder / f"s{study.study_id}", study.image.dicom_id)
             report_path = self.reports_dir / "files" / folder / f"s{study.study_id}.txt"
             try:
                 check_image(image, self.options["check_images"], record=record)
@@ -741,6 +754,16 @@ class _Reader:
             kept.append(study)
         self.info["studies_without_sections"] = without_sections
         return kept
+
+    def image_file(self, study_dir: Path, dicom_id: str) -> Path:
+        """The image of `dicom_id` per `options["image_format"]`; in "auto" mode
+        the .jpg unless only the .dcm exists (a missing image is then reported
+        as the .jpg, as for the JPG release)."""
+        image_format = self.options["image_format"]
+        if image_format != "auto":
+            return study_dir / f"{dicom_id}.{image_format}"
+        jpg, dcm = study_dir / f"{dicom_id}.jpg", study_dir / f"{dicom_id}.dcm"
+        return dcm if not jpg.is_file() and dcm.is_file() else jpg
 
 
 def select_frontal(images: Sequence[_Image]) -> _Image | None:
@@ -943,7 +966,7 @@ def read_mimic(
     skip_invalid: bool = False,
     options: dict[str, Any] | None = None,
 ) -> ReadResult:
-    """Reads MIMIC-CXR-JPG + reports + MIMIC-IV-ED into split example dicts
+    """Reads MIMIC-CXR(-JPG) + reports + MIMIC-IV-ED into split example dicts
     (paper 001, sections 3.2 and 4.1; every choice in the module docstring)."""
     variant = variant or VARIANTS[0]
     if variant not in VARIANTS:

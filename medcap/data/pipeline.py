@@ -4,7 +4,7 @@ The pipeline is built from small pieces so a task can assemble what it needs:
 
     columns = to_columns(examples, keys)          # lightweight in-memory table
     ds = tf.data.Dataset.from_tensor_slices(columns)
-    ds = ds.map(ImageDecoder(...))                # parallel PNG/JPEG decode
+    ds = ds.map(ImageDecoder(...))                # parallel PNG/JPEG/DICOM decode
     ds = maybe_cache(ds, cache)                   # memory or on-disk cache
     ds = epochs_in_order(ds, n, seed, first, last)  # per-epoch seeded shuffle
     ds = finalize(ds, batch_size)                 # batch + prefetch + options
@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from medcap.data.base import Example
+from medcap.data.images import decode_pixels
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Large odd multiplier so that (seed, epoch) pairs never collide for realistic seeds.
@@ -87,13 +88,12 @@ class ImageSpec:
 
 
 def read_image(path: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
-    """Decodes a PNG/JPEG file (grayscale becomes 3 channels) and resizes it.
+    """Decodes an image file (PNG, JPEG, DICOM, ...; `medcap.data.images`
+    says how each becomes 8-bit RGB) and resizes it.
 
     Returns float32 pixels in [0, 255], shape (height, width, 3).
     """
-    raw = tf.io.read_file(path)
-    image = tf.io.decode_image(raw, channels=3, expand_animations=False, dtype=tf.uint8)
-    image.set_shape([None, None, 3])
+    image = decode_pixels(path)
     image = tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear", antialias=True)
     return tf.clip_by_value(image, 0.0, 255.0)
 

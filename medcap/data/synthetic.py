@@ -32,6 +32,9 @@ Stable API (other modules import these; keep signatures):
         The ground-truth sidecar `synthetic_truth.json`:
         {"format": "medcap.synthetic_truth/1", "dataset": ..., "seed": ...,
          "findings_names": [...FINDINGS], "records": {id: {finding: bool}}}.
+    tree_dir(data_config) / truth_for(data_config)
+        Where a config's synthetic tree lives, and its ground truth (None for
+        real data).
 
 Finding prevalences (ours; the papers give none). `sample_findings` makes a
 study normal with probability NORMAL_FRACTION = 0.4; an abnormal study draws
@@ -646,6 +649,26 @@ def synthetic_dir(data_dir: str | Path, dataset: str, *, num: int, seed: int, im
     (dataset, size, seed, image size), so differently sized runs never clash."""
     name = f"{dataset}-n{num}-s{seed}" + ("" if image_size == DEFAULT_IMAGE_SIZE else f"-px{image_size}")
     return Path(data_dir) / "synthetic" / name
+
+
+def tree_dir(data) -> Path:
+    """The synthetic tree a `DataConfig` with no `source_dir` reads."""
+    return synthetic_dir(
+        data.data_dir, data.name, num=data.synthetic_num, seed=data.synthetic_seed, image_size=data.synthetic_image_size
+    )
+
+
+def truth_for(data) -> dict[str, dict[str, bool]] | None:
+    """The ground truth of the tree a `DataConfig` reads, or None for real data.
+
+    That is the generated tree when `source_dir` is empty, or a `source_dir`
+    that is itself a synthetic tree (it holds `synthetic_truth.json`); the
+    evaluators then score findings against what was drawn, not only against
+    the paraphrased reference text.
+    """
+    path = tree_dir(data) if data.synthetic else Path(data.source_dir)
+    path = path / TRUTH_FILE
+    return load_truth(path) if path.is_file() else None
 
 
 def ensure_synthetic(source, out_dir: str | Path, *, num: int, seed: int, image_size: int = DEFAULT_IMAGE_SIZE, force: bool = False) -> Path:

@@ -27,11 +27,13 @@ sequence because their views differ in size.
 
 Choices, ours:
 
-* Image bytes: a PNG or JPEG file is stored as is (no re-encoding: MIMIC's
-  JPEGs would grow ~5x as PNG and TFDS decodes both); any other format, or
-  any image when `max_image_size` is set (then downscaled to fit), is
-  decoded with Pillow and stored as PNG. `tf.image.decode_image` converts
-  channels on read.
+* Image bytes: an 8-bit PNG or a JPEG file is stored as is (no
+  re-encoding: MIMIC's JPEGs would grow ~5x as PNG and TFDS decodes both);
+  any other file (16-bit PNG, DICOM, ...), or any image when
+  `max_image_size` is set (then downscaled to fit), is decoded by
+  `medcap.data.images.load_pixels` rules (16-bit scaled, not clipped;
+  DICOM windowed) and stored as 8-bit PNG. `tf.image.decode_image`
+  converts channels on read.
 * Images are decoded once while reading (`check_images="decode"`), so a
   truncated file fails the build with the file, record and field named,
   instead of failing training later.
@@ -52,7 +54,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -61,12 +62,11 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from medcap.data.base import COMMON_KEYS, SPLIT_NAMES, DataError, ReadResult
+from medcap.data.images import decode_bytes, is_plain_8bit
 from medcap.data.io import check_image
 from medcap.registry import DATASETS
 
 VERSION = tfds.core.Version("1.0.0")
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_JPEG_MAGIC = b"\xff\xd8\xff"
 
 #: How each optional key is stored.
 FEATURE_KINDS: dict[str, str] = {
@@ -285,20 +285,21 @@ def _optional_value(kind: str, value: Any) -> Any:
 
 
 def image_for_tfds(path: str | Path, channels: int, max_image_size: int | None = None) -> bytes | np.ndarray:
-    """The file's own bytes when it is PNG or JPEG and no resizing is asked;
-    otherwise a decoded (and downscaled) (H, W, channels) array that TFDS
-    encodes as PNG."""
-    data = Path(path).read_bytes()
-    if max_image_size is None and (data.startswith(_PNG_MAGIC) or data.startswith(_JPEG_MAGIC)):
-        return data
+    """The file's own bytes when it is an 8-bit PNG or a JPEG and no resizing
+    is asked; otherwise a decoded (and downscaled) (H, W, channels) uint8
+    array, by `medcap.data.images` rules, that TFDS encodes as PNG."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        image = image.convert("L" if channels == 1 else "RGB")
-        if max_image_size is not None and max(image.size) > max_image_size:
-            image.thumbnail((max_image_size, max_image_size), Image.Resampling.LANCZOS)
-        array = np.asarray(image)
+    data = Path(path).read_bytes()
+    if max_image_size is None and is_plain_8bit(data, path):
+        return data
+    image = Image.fromarray(decode_bytes(data, path))
+    if channels == 1:
+        # Pillow's luma; exact for grayscale, whose three channels are equal.
+        image = image.convert("L")
+    if max_image_size is not None and max(image.size) > max_image_size:
+        image.thumbnail((max_image_size, max_image_size), Image.Resampling.LANCZOS)
+    array = np.asarray(image)
     return array[..., None] if array.ndim == 2 else array
 
 

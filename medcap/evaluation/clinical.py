@@ -16,6 +16,7 @@ API:
     binarise(labels, uncertain=0) -> np.ndarray (n, 14) int
     ce_metrics(reference_texts, predicted_texts, uncertain=0) -> dict   # flat `ce/...` keys
     CEScorer(reference_texts, predicted_texts, uncertain=0)            # + per-report F1, bootstrap
+    truth_ce_metrics(truth, predictions, uncertain=0) -> dict          # `truth/ce/...` vs synthetic truth
 
 Label values follow CheXpert: 1 positive, 0 negative, -1 uncertain, blank
 (None / NaN) not mentioned.
@@ -82,7 +83,7 @@ observations of FIVE_OBSERVATIONS; zero divisions count as 0, as sklearn's
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -535,3 +536,55 @@ def ce_metrics(
     """CE metrics (flat `ce/...` keys plus `meta/ce_...`) of generated vs reference reports."""
     scorer = CEScorer(reference_texts, predicted_texts, uncertain=uncertain)
     return {**scorer.metrics(), **scorer.meta()}
+
+
+def _text_of(prediction: Any) -> str:
+    if isinstance(prediction, str):
+        return prediction
+    if isinstance(prediction, (list, tuple)) and prediction and isinstance(prediction[0], str):
+        return prediction[0]
+    raise ValueError(f"expected a text or a list of texts, got {prediction!r}")
+
+
+def truth_ce_metrics(
+    truth: Mapping[str, Mapping[str, bool]],
+    predictions: Mapping[str, Any],
+    *,
+    uncertain: int = 0,
+) -> dict[str, Any]:
+    """CE of generated reports against a synthetic tree's drawn findings.
+
+    `truth`: {id: {finding: bool}} (`medcap.data.synthetic.load_truth`);
+    `predictions`: {id: text or [text]}. Each prediction is labelled with our
+    labeler and compared, finding by finding, with what was drawn in the
+    image, over the findings the truth names (they are CheXpert observation
+    names). Unlike `ce/...`, which compares with the labels of the reference
+    text, this needs no labeler on the reference side, so it measures only
+    whether the generated text states the image's findings. Keys:
+    `truth/ce/{micro,macro,example}_{precision,recall,f1}`,
+    `truth/ce/f1/<finding>` and `meta/truth_ce`.
+    """
+    missing = [key for key in predictions if key not in truth]
+    if missing:
+        raise ValueError(f"{len(missing)} predicted ids have no ground truth, e.g. {missing[:3]}")
+    if not predictions:
+        raise ValueError("no predictions to score")
+    ids = list(predictions)
+    names = [name for name in OBSERVATIONS if name in truth[ids[0]]]
+    unknown = sorted(set(truth[ids[0]]) - set(names))
+    if unknown:
+        raise ValueError(f"ground-truth findings {unknown} are not CheXpert observations")
+    columns = np.array([OBSERVATIONS.index(name) for name in names])
+    y_true = np.array([[bool(truth[key][name]) for name in names] for key in ids], dtype=np.int64)
+    y_pred = binarise(label_reports(_text_of(predictions[key]) for key in ids), uncertain)[:, columns]
+    tp = (y_true & y_pred).astype(np.float64)
+    fp = ((1 - y_true) & y_pred).astype(np.float64)
+    fn = (y_true & (1 - y_pred)).astype(np.float64)
+    out = {f"truth/ce/{k}": float(v[0]) for k, v in prf_from_counts(tp, fp, fn, np.ones((1, len(ids)))).items()}
+    per_label = _prf(tp.sum(0), fp.sum(0), fn.sum(0))[2]
+    out.update({f"truth/ce/f1/{name}": float(v) for name, v in zip(names, per_label)})
+    out["meta/truth_ce"] = (
+        f"{LABELER_NAME} labels of the generated text vs the findings drawn in the synthetic image "
+        f"({len(names)} findings, {len(ids)} reports, uncertain -> {uncertain})"
+    )
+    return out

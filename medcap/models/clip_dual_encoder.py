@@ -653,6 +653,8 @@ class TextEncoderSpec:
 
 
 TEXT_SPEC_FILE = "text_encoder.json"
+#: Weight files of a Hugging Face folder that keras-hub cannot convert (named in the error).
+HF_OTHER_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
 TEXT_VOCAB_FILE = "text_vocab.txt"
 
 
@@ -751,6 +753,17 @@ def resolve_text_encoder(
                 f"text_encoder_preset {path}: no config.json (expected a Hugging Face BERT folder)"
             )
         config = json.loads(config_file.read_text())
+        # keras-hub tells the folder kinds apart by config.json alone:
+        # `registered_name` is a saved keras-hub preset, `model_type` picks a
+        # Hugging Face converter. A config.json with neither would fall
+        # through to keras-hub's preset loader, whose error speaks of presets,
+        # not of the key this file lacks.
+        if "model_type" not in config and "registered_name" not in config:
+            raise ValueError(
+                f"text_encoder_preset {path}: config.json has no \"model_type\"; keras-hub reads a Hugging Face "
+                f"folder through it, so a BERT folder needs \"model_type\": \"bert\" in {config_file} "
+                "(older BERT checkpoints omit it; add the line)"
+            )
         if "model_type" in config:  # Hugging Face transformers layout
             if config["model_type"] != "bert":
                 raise ValueError(
@@ -763,9 +776,15 @@ def resolve_text_encoder(
                 (path / name).is_file()
                 for name in ("model.safetensors", "model.safetensors.index.json")
             ):
+                present = [name for name in HF_OTHER_WEIGHTS if (path / name).is_file()]
+                has = f"it has {', '.join(present)}" if present else "it has no weights file"
+                # dmis-lab/biobert-v1.1, the usual BioBERT on the hub, ships only pytorch_model.bin.
                 raise FileNotFoundError(
-                    f"text_encoder_preset {path}: no model.safetensors (keras-hub converts safetensors weights; "
-                    "convert a pytorch_model.bin with `transformers` first)"
+                    f"text_encoder_preset {path}: no model.safetensors ({has}); keras-hub converts Hugging Face "
+                    "weights from safetensors only. Either download a BioBERT that ships model.safetensors, "
+                    "dmis-lab/biobert-base-cased-v1.2, or convert this checkpoint in place with transformers: "
+                    f"python -c \"from transformers import AutoModel; AutoModel.from_pretrained('{path}')"
+                    f".save_pretrained('{path}', safe_serialization=True)\""
                 )
             vocabulary = vocab_path.read_text(encoding="utf-8").splitlines()
             lower, lower_source = _hf_lowercase(path, vocabulary, lowercase)

@@ -16,8 +16,9 @@ through `ClipTask.evaluate`) writes into the run's workdir
 and returns the metrics dict (metrics.json): every `score_corpus` key
 (`Bleu_1..4`, `METEOR`, `ROUGE_L`, `CIDEr`, `coco/...`, `nltk/...`, `ce/...`),
 `retrieval/i2t/R@K`, `retrieval/t2i/R@K`, median ranks and
-`retrieval/chance/R@K` (K / n) on the test pairs, `baselines/<name>/<key>`,
-`paper/<key>` and `meta/...`.
+`retrieval/chance/R@K` (K / n) on the test pairs, on a synthetic tree
+`truth/ce/...` (the findings the retrieved reports state vs those drawn in
+the image), `baselines/<name>/<key>`, `paper/<key>` and `meta/...`.
 
 `python -m medcap.models.clip_report results/clip` reads
 `results/clip/clip_densenet/metrics.json` and
@@ -50,7 +51,9 @@ from typing import Any
 
 import numpy as np
 
+from medcap.data import synthetic
 from medcap.data.base import Example
+from medcap.evaluation.clinical import truth_ce_metrics
 
 #: The paper's metric names -> our keys (pycocoevalcap names).
 TABLE_KEYS = (
@@ -191,6 +194,9 @@ def evaluate_run(
         except MeteorUnavailable:
             jar = None  # score_corpus records why METEOR is missing
         metrics.update(_score(references, predictions, config, jar))
+        truth = synthetic.truth_for(config.data)
+        if truth is not None:
+            metrics.update(truth_ce_metrics(truth, predictions, uncertain=config.eval.ce_uncertain))
 
         retrieval = retrieval_metrics(
             cosine_similarity(image_embeddings, test_text_embeddings), ks=RETRIEVAL_KS
@@ -219,6 +225,10 @@ def evaluate_run(
                     + json.dumps(record)
                 )
             scores = _numeric(_score(references, baseline, config, jar))
+            if truth is not None:
+                scores.update(
+                    _numeric(truth_ce_metrics(truth, baseline, uncertain=config.eval.ce_uncertain))
+                )
             baseline_scores[name] = scores
             metrics.update({f"baselines/{name}/{k}": v for k, v in scores.items()})
 
@@ -287,7 +297,7 @@ def _banners(config, weights: dict[str, Any]) -> list[str]:
 def write_run_report(
     path: Path, task, metrics: dict[str, Any], baseline_scores: dict[str, dict[str, Any]]
 ) -> None:
-    from medcap.evaluation.report import results_table
+    from medcap.evaluation.report import results_table, truth_section
 
     config = task.config
     ours = {k: v for k, v in metrics.items() if not k.startswith(("baselines/", "paper/"))}
@@ -323,6 +333,7 @@ def write_run_report(
         "",
         f"Weights: `{metrics['meta/weights']}`",
         "",
+        *truth_section(ours, baseline_scores),
         "## Choices where the paper is silent",
         "",
     ]

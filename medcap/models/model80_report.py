@@ -18,6 +18,8 @@ and returns the metrics dict the trainer saves as metrics.json:
     Bleu_1, Bleu_2                     Table 3, flavour = eval.bleu_flavour
     coco/Bleu_1..4, nltk/Bleu_1..4     both flavours (`score_corpus`)
     baselines/<name>/<metric>          trivial baselines, same scorer
+    truth/ce/...                       on a synthetic tree: findings stated by the
+                                       captions vs the drawn ones (`truth_ce_metrics`)
     paper/<metric>                     the paper's numbers
     meta/...                           split, decoding, weights, synthetic
 
@@ -34,7 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from medcap.data import synthetic
 from medcap.data.base import Example
+from medcap.evaluation.clinical import truth_ce_metrics
 
 #: Table 2 and Table 3 rows of report.md, in order.
 TABLE_KEYS = ("accuracy", "precision", "recall", "f1", "Bleu_1", "Bleu_2")
@@ -90,7 +94,7 @@ def write_samples(path: Path, examples: list[Example], predictions: dict[str, st
 
 
 def write_report(path: Path, task, metrics: dict[str, Any], baselines: dict[str, dict[str, Any]]) -> None:
-    from medcap.evaluation.report import results_table
+    from medcap.evaluation.report import results_table, truth_section
 
     config = task.config
     weights = task.weights_info
@@ -125,6 +129,7 @@ def write_report(path: Path, task, metrics: dict[str, Any], baselines: dict[str,
         "## BLEU in both flavours",
         "",
         results_table(metrics, baselines=baselines, keys=BLEU_KEYS),
+        *truth_section(metrics, baselines),
         "## Choices where the paper is silent",
         "",
         *[f"- {choice}" for choice in config.choices],
@@ -178,11 +183,16 @@ def evaluate(task, model, splits: dict[str, list[Example]], split: str, workdir:
     references = {str(e["id"]): [e["report_clean"]] for e in examples}
     metrics.update(text_scores(references, predictions, config.eval.bleu_flavour))
 
+    truth = synthetic.truth_for(config.data)
+    if truth is not None:
+        metrics.update(truth_ce_metrics(truth, predictions, uncertain=config.eval.ce_uncertain))
     baselines: dict[str, dict[str, Any]] = {}
     notes = []
     for name in config.eval.baselines:
         baseline, note = baseline_predictions(name, splits["train"], examples, seed=config.train.seed)
         baselines[name] = text_scores(references, baseline, config.eval.bleu_flavour)
+        if truth is not None:
+            baselines[name].update(truth_ce_metrics(truth, baseline, uncertain=config.eval.ce_uncertain))
         notes.append(note)
         for key, value in baselines[name].items():
             if not key.startswith("meta/"):

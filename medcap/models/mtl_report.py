@@ -9,7 +9,9 @@ writes into its workdir
     metrics.json (returned)    Table 1 (Bleu_1..4, ROUGE_L, CIDEr), Table 3
                                (ml/...), Table 4 (oc/...) for the run's tasks;
                                test losses (loss/...); trivial baselines
-                               (baselines/<name>/...); paper/<key>; meta/...
+                               (baselines/<name>/...); on a synthetic tree the
+                               findings the reports state vs the drawn ones
+                               (truth/ce/...); paper/<key>; meta/...
     per_report_<split>.json    per-report text scores, for Table 2's paired t-test
     predictions_<split>.json   id -> generated report, reference, acuity, findings
     baselines_<split>.json     id -> each text baseline's report (scored by BERTScore later)
@@ -67,7 +69,9 @@ from typing import Any
 
 import numpy as np
 
+from medcap.data import synthetic
 from medcap.data.base import Example
+from medcap.evaluation.clinical import truth_ce_metrics
 
 TEXT_KEYS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "BERTScore_F1", "BioClinicalBERTScore_F1", "ROUGE_L")
 TEXT_LABELS = {
@@ -169,7 +173,7 @@ def is_synthetic(config: Any) -> bool:
     """Synthetic when no download was configured, or the configured directory
     is a synthetic tree (it carries `synthetic_truth.json`)."""
     data = config.data
-    return data.synthetic or (Path(data.source_dir) / "synthetic_truth.json").is_file()
+    return data.synthetic or (Path(data.source_dir) / synthetic.TRUTH_FILE).is_file()
 
 
 # ---------------------------------------------------------------------------
@@ -337,6 +341,9 @@ def evaluate_run(task, model, splits: dict[str, list[Example]], split: str, work
         generated = {key: task.report_vocabulary.decode(row) for key, row in zip(ids, predicted["report"])}
         evaluation = _text_scores(references, generated, config.eval.bleu_flavour)
         metrics.update(_text_metrics(evaluation))
+        truth = synthetic.truth_for(config.data)
+        if truth is not None:
+            metrics.update(truth_ce_metrics(truth, generated, uncertain=config.eval.ce_uncertain))
         per_report = {"ids": evaluation.ids, "scores": {k: np.asarray(v).tolist() for k, v in evaluation.per_report.items()}}
         (workdir / f"per_report_{split}.json").write_text(json.dumps(per_report) + "\n", encoding="utf-8")
         for key in ids:
@@ -350,6 +357,9 @@ def evaluate_run(task, model, splits: dict[str, list[Example]], split: str, work
                 continue
             baseline_texts[name] = _text_baseline(name, ids, train_texts, seed)
             scores = _text_metrics(_text_scores(references, baseline_texts[name], config.eval.bleu_flavour))
+            if truth is not None:
+                truth_scores = truth_ce_metrics(truth, baseline_texts[name], uncertain=config.eval.ce_uncertain)
+                scores.update({k: v for k, v in truth_scores.items() if not k.startswith("meta/")})
             baselines.setdefault(name, {}).update(scores)
         (workdir / f"baselines_{split}.json").write_text(json.dumps(baseline_texts, indent=1) + "\n", encoding="utf-8")
 
@@ -450,7 +460,14 @@ def _banners(synthetic: bool, weights: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _baseline_values(metrics: Mapping[str, Any], name: str) -> dict[str, Any]:
+    prefix = f"baselines/{name}/"
+    return {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
+
+
 def write_run_report(path: Path, task, metrics: dict[str, Any], baselines: Sequence[str]) -> None:
+    from medcap.evaluation.report import truth_section
+
     config = task.config
     lines = [f"# {config.name}: {task.regime}", "", f"{config.paper}", ""]
     lines += _banners(is_synthetic(config), task.weights_info)
@@ -481,6 +498,9 @@ def write_run_report(path: Path, task, metrics: dict[str, Any], baselines: Seque
         "",
         f"Backbone: `{json.dumps(task.weights_info)}`",
         "",
+        *truth_section(
+            metrics, {b: _baseline_values(metrics, b) for b in TEXT_BASELINES if b in baselines}
+        ),
         "## Choices where the paper is silent",
         "",
         *(f"- {choice}" for choice in config.choices),

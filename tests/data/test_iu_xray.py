@@ -83,7 +83,8 @@ def test_synthetic_r2gen_layout(tree: Path):
 
 def test_synthetic_openi_layout_matches_r2gen(tree: Path):
     openi = IU_XRAY.read(tree, variant="random_721", options={"format": "openi", "check_images": "decode"})
-    assert openi.info["format"] == "openi" and openi.info["studies"] == NUM
+    assert openi.info["format"] == "openi" and openi.info["studies"] == openi.info["xml_reports"] == NUM
+    assert openi.info["studies_without_images"] == openi.info["studies_without_sections"] == 0
     assert openi.info["impression_fallbacks"] == NUM - sum(len(v) for v in _annotation(tree).values()) > 0
     r2gen = {e["id"]: e for e in _all(IU_XRAY.read(tree))}
     by_id = {e["id"]: e for e in _all(openi)}
@@ -179,7 +180,7 @@ def _xml(root: Path, number: int) -> Path:
     return root / "ecgen-radiology" / f"{number}.xml"
 
 
-def test_openi_xml_without_findings_or_impression(copy: Path):
+def test_openi_xml_without_findings_or_impression_is_excluded(copy: Path):
     path = _xml(copy, 4)
     text = path.read_text(encoding="utf-8")
     for label in ("FINDINGS", "IMPRESSION"):
@@ -187,13 +188,11 @@ def test_openi_xml_without_findings_or_impression(copy: Path):
         end = text.index("\n", start)
         text = text[:start] + f'<AbstractText Label="{label}" />' + text[end:]
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(DataError) as info:
-        IU_XRAY.read(copy, variant="random_721", options={"format": "openi"})
-    err = info.value
-    assert err.file == str(path) and err.record == "report 4" and "FINDINGS" in err.field and "IMPRESSION" in err.field
-    assert "no FINDINGS or IMPRESSION text" in str(err)
-    result = IU_XRAY.read(copy, variant="random_721", skip_invalid=True, options={"format": "openi"})
-    assert len(result.skipped) == 1 and sum(result.counts().values()) == NUM - 1
+    for skip_invalid in (False, True):
+        result = IU_XRAY.read(copy, variant="random_721", skip_invalid=skip_invalid, options={"format": "openi"})
+        assert result.skipped == [] and sum(result.counts().values()) == NUM - 1
+        assert result.info["studies_without_sections"] == 1 and result.info["studies_without_images"] == 0
+        assert result.info["xml_reports"] == NUM and result.info["studies"] == NUM - 1
 
 
 def test_openi_xml_errors(copy: Path):
@@ -205,10 +204,10 @@ def test_openi_xml_errors(copy: Path):
     assert info.value.file == str(path) and info.value.record.startswith("line ") and "not valid UTF-8" in str(info.value)
     text = data.decode()
     start = text.index("<parentImage")
-    path.write_text(text[:start] + "</eCitation>\n", encoding="utf-8")
+    path.write_text(text[:start] + '   <parentImage id=""/>\n</eCitation>\n', encoding="utf-8")
     with pytest.raises(DataError) as info:
         IU_XRAY.read(copy, variant="random_721", options={"format": "openi"})
-    assert info.value.file == str(path) and info.value.field == "parentImage"
+    assert info.value.file == str(path) and info.value.field == "parentImage[0]@id" and "empty id" in str(info.value)
     path.write_text(text.replace("</eCitation>", "<unclosed></eCitation>"), encoding="utf-8")
     with pytest.raises(DataError, match="malformed XML"):
         IU_XRAY.read(copy, variant="random_721", options={"format": "openi"})
@@ -226,3 +225,123 @@ def test_check_reports_problems_in_both_layouts(copy: Path, tree: Path):
         ("annotation.json", "image_path[0]"),
         (f"{png.name.split('_')[0][3:]}.xml", "parentImage[1]@id"),
     }
+
+
+# ---------------------------------------------------------------------------
+# OpenI XML as the real release writes it (tests/fixtures/iu_xray_openi)
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "iu_xray_openi"
+FIXTURE_STUDIES = {
+    "CXR1_1_IM-0001": (
+        "CXR1",
+        "The cardiac silhouette and mediastinum size are within normal limits. There is no pulmonary edema. There is no "
+        "focal consolidation. There are no XXXX of a pleural effusion. There is no evidence of pneumothorax.",
+        ["CXR1_1_IM-0001-3001", "CXR1_1_IM-0001-4001"],
+    ),
+    "CXR2_IM-0652": (
+        "CXR2",
+        "The cardiomediastinal silhouette is within normal limits for size and contour. The lungs are normally inflated "
+        "without evidence of focal airspace disease, pleural effusion, or pneumothorax. Stable calcified granuloma within "
+        "the right upper lung. No acute bone abnormality.",
+        ["CXR2_IM-0652-1001", "CXR2_IM-0652-2001"],
+    ),
+    "CXR3_IM-1384": (  # FINDINGS empty: the IMPRESSION
+        "CXR3",
+        "No displaced rib fractures, pneumothorax, or pleural effusion identified. Well-expanded and clear lungs. "
+        "Mediastinal contour within normal limits. No acute cardiopulmonary abnormality identified.",
+        ["CXR3_IM-1384-1001", "CXR3_IM-1384-2001"],
+    ),
+    "CXR12_IM-0123": (
+        "CXR12",
+        "Heart size is mildly enlarged. There are small bilateral pleural effusions. No pneumothorax.",
+        ["CXR12_IM-0123-1001", "CXR12_IM-0123-2001", "CXR12_IM-0123-3001"],
+    ),
+}
+#: 4.xml and 6.xml list no parentImage; 5.xml's FINDINGS and IMPRESSION are empty.
+FIXTURE_INFO = {
+    "xml_reports": 7,
+    "studies": 4,
+    "studies_without_images": 2,
+    "studies_without_sections": 1,
+    "impression_fallbacks": 1,
+}
+
+
+@pytest.fixture
+def openi_tree(tmp_path: Path) -> Path:
+    """The fixture's XML plus an 8x8 PNG for every parentImage id, as NLMCXR_png has."""
+    import re
+
+    import numpy as np
+    from PIL import Image
+
+    root = Path(shutil.copytree(FIXTURE, tmp_path / "openi"))
+    (root / "NLMCXR_png").mkdir()
+    for index, xml in enumerate(sorted((root / "ecgen-radiology").glob("*.xml"))):
+        for image_id in re.findall(r'<parentImage id="([^"]+)"', xml.read_text(encoding="utf-8")):
+            pixels = np.full((8, 8), 10 * index, np.uint8)
+            Image.fromarray(pixels, mode="L").save(root / "NLMCXR_png" / f"{image_id}.png")
+    return root
+
+
+def test_real_format_openi_excludes_and_counts_reports_without_images_or_text(openi_tree: Path):
+    results = [
+        IU_XRAY.read(openi_tree, variant="random_721"),
+        IU_XRAY.read(openi_tree, variant="random_721", skip_invalid=True, options={"check_images": "decode"}),
+        IU_XRAY.read(openi_tree, variant="random_721", split_seed=5, options={"format": "openi"}),
+    ]
+    for result in results:
+        assert result.skipped == []
+        assert {key: result.info[key] for key in FIXTURE_INFO} == FIXTURE_INFO
+        assert result.info["format"] == "openi" and result.info["variant"] == "random_721"
+        examples = _all(result)
+        assert len(examples) == 4 and {e["id"] for e in examples} == set(FIXTURE_STUDIES)
+        for example in examples:
+            validate_example(example)
+            patient, report, image_ids = FIXTURE_STUDIES[example["id"]]
+            assert example["patient_id"] == patient and example["report"] == report
+            assert example["report_clean"] == clean_report(report, "iu_xray")
+            # random_721 encodes one view: the first parentImage.
+            assert example["image"] == str(openi_tree / "NLMCXR_png" / f"{image_ids[0]}.png")
+    # The excluded reports' images are never read: without them nothing changes.
+    for image in (openi_tree / "NLMCXR_png").glob("CXR5_*.png"):
+        image.unlink()
+    again = IU_XRAY.read(openi_tree, variant="random_721", options={"check_images": "decode"})
+    assert {key: again.info[key] for key in FIXTURE_INFO} == FIXTURE_INFO and again.skipped == []
+    with pytest.raises(DataError, match="variant 'r2gen' needs R2Gen's annotation.json"):
+        IU_XRAY.read(openi_tree)
+
+
+def test_real_format_openi_errors_still_raise(openi_tree: Path):
+    (openi_tree / "NLMCXR_png" / "CXR12_IM-0123-3001.png").unlink()
+    with pytest.raises(DataError) as info:
+        IU_XRAY.read(openi_tree, variant="random_721")
+    err = info.value
+    assert err.file == str(openi_tree / "ecgen-radiology" / "12.xml") and err.record == "report 12"
+    assert err.field == "parentImage[2]@id" and "missing image file" in str(err)
+    result = IU_XRAY.read(openi_tree, variant="random_721", skip_invalid=True)
+    assert len(result.skipped) == 1 and result.info["studies"] == 3
+    assert result.info["xml_reports"] == 7 and result.info["studies_without_images"] == 2
+
+
+def test_data_check_lists_openi_exclusions_as_counts_not_problems(openi_tree: Path, capsys, monkeypatch):
+    import medcap.cli
+
+    # Only the data commands: the other command groups are not under test here.
+    monkeypatch.setattr(medcap.cli, "COMMAND_MODULES", ("medcap.cli", "medcap.data.cli"))
+    report = IU_XRAY.check(openi_tree)
+    assert report.ok and report.problems == []
+    assert sum(report.counts[split] for split in ("train", "val", "test")) == 4
+    assert report.counts["studies_without_images"] == 2 and report.counts["studies_without_sections"] == 1
+    assert medcap.cli.main(["data", "check", "iu_xray", "--source", str(openi_tree)]) == 0
+    out = capsys.readouterr().out
+    assert "studies_without_images=2 studies_without_sections=1" in out and "no problems found" in out
+    assert medcap.cli.main(["data", "check", "iu_xray", "--source", str(openi_tree), "--config", "random_721", "--json"]) == 0
+    checked = json.loads(capsys.readouterr().out)
+    assert checked["ok"] is True and checked["problems"] == []
+    assert checked["counts"]["studies_without_images"] == 2 and checked["counts"]["studies_without_sections"] == 1
+    # A real problem next to the exclusions is still one problem.
+    (openi_tree / "NLMCXR_png" / "CXR2_IM-0652-2001.png").write_bytes(b"\x89PNG\r\n")
+    assert medcap.cli.main(["data", "check", "iu_xray", "--source", str(openi_tree)]) == 1
+    captured = capsys.readouterr()
+    assert "1 problem(s):" in captured.err and "2.xml: report 2: field 'parentImage[1]@id': unreadable image" in captured.err

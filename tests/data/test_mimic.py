@@ -1,5 +1,6 @@
-"""MIMIC-CXR-JPG + reports + MIMIC-IV-ED reader: synthetic round-trips, the
-join, cleaning, splits, and errors on hand-broken copies of a synthetic tree."""
+"""MIMIC-CXR(-JPG) + reports + MIMIC-IV-ED reader: synthetic round-trips, the
+join, cleaning, splits, the DICOM release layout, and errors on hand-broken
+copies of a synthetic tree."""
 
 from __future__ import annotations
 
@@ -400,6 +401,49 @@ def test_missing_image_names_it(tree, truth, tmp_path):
     with pytest.raises(DataError, match="missing image") as caught:
         mimic.read_mimic(copy, variant="official")
     assert str(image_path(copy, study)) in str(caught.value) and caught.value.field == "image"
+
+
+def jpg_to_dicom(jpg: Path) -> Path:
+    """Rewrites a synthetic JPEG as the DICOM release's <dicom_id>.dcm (8-bit
+    MONOCHROME2 with an identity window) and deletes the JPEG."""
+    from PIL import Image
+
+    from medcap.testing import write_dicom
+
+    dcm = jpg.with_suffix(".dcm")
+    # LINEAR_EXACT with center 127.5, width 255 maps v to v (PS3.3 C.11.2.1.3.2).
+    write_dicom(dcm, np.asarray(Image.open(jpg).convert("L")), WindowCenter=127.5, WindowWidth=255,
+                VOILUTFunction="LINEAR_EXACT")  # fmt: skip
+    jpg.unlink()
+    return dcm
+
+
+def test_dicom_release_layout_reads_like_the_jpg_release(tree, truth, official, tmp_path):
+    from PIL import Image
+
+    from medcap.data.images import load_pixels
+
+    copy = broken_copy(tree, tmp_path)
+    for jpg in sorted((copy / "files").rglob("*.jpg")):
+        jpg_to_dicom(jpg)
+    result = mimic.read_mimic(copy, variant="official", options={"check_images": "decode"})
+    assert result.counts() == official.counts()
+    examples = {e["id"]: e for e in all_examples(result)}
+    assert set(examples) == {e["id"] for e in all_examples(official)}
+    assert all(e["image"].endswith(".dcm") for e in examples.values())
+    first = next(iter(examples.values()))
+    original = Path(first["image"].replace(str(copy), str(tree))).with_suffix(".jpg")
+    np.testing.assert_array_equal(load_pixels(first["image"])[..., 0], np.asarray(Image.open(original).convert("L")))
+    assert mimic.read_mimic(copy, variant="official", options={"image_format": "dcm"}).counts() == official.counts()
+    # "auto" prefers the .jpg where both exist.
+    shutil.copy(original, Path(first["image"]).with_suffix(".jpg"))
+    again = {e["id"]: e for e in all_examples(mimic.read_mimic(copy, variant="official"))}
+    assert again[first["id"]]["image"] == str(Path(first["image"]).with_suffix(".jpg"))
+    with pytest.raises(DataError, match="missing image") as caught:
+        mimic.read_mimic(copy, variant="official", options={"image_format": "jpg"})
+    assert str(caught.value.file).endswith(".jpg") and caught.value.field == "image"
+    with pytest.raises(ValueError, match="image_format"):
+        mimic.read_mimic(copy, options={"image_format": "png"})
 
 
 def test_non_utf8_report_names_file_and_line(tree, truth, tmp_path):

@@ -314,26 +314,29 @@ def test_next_word_metrics_follow_keras_threshold_semantics():
 
 
 @pytest.mark.slow
-def test_smoke_experiment_end_to_end_beats_baselines_on_bleu2(tmp_path, monkeypatch):
+def test_smoke_experiment_end_to_end_states_the_drawn_findings(tmp_path, monkeypatch):
+    """Model-80's smoke run, trained long enough to learn (`learning_runs.model80`),
+    states the findings drawn in the test images better than image-blind captions.
+
+    Spread measured 2026-12-02 (2-core AMD EPYC) with `python tests/measure_learning_spread.py`
+    over 20 runs: train seeds 42/1/2/3/4 x data seeds 0/1 x TF_ENABLE_ONEDNN_OPTS 1/0. Metric
+    minus baseline, as mean [min, max], largest deviation from the mean:
+
+    * truth/ce/micro_f1 - blind (mean of 100 random_train draws): 0.350 [0.291, 0.437], 0.087
+      -> asserted >= 0.08 (mean - 0.08 = 3.1 deviations).
+    * truth F1 - one random_train draw: 0.342 [0.289, 0.426], 0.084 (the blind mean is steadier).
+    * BLEU-2 - random_train: 0.087 [0.024, 0.141], 0.063; BLEU-2 - constant: 0.066 [0.012,
+      0.118], 0.054: under 1.5 deviations, so BLEU is shown in report.md, not asserted.
+      With 600 images truth F1 - blind was 0.239 +- 0.104 (2.3x), hence 1,000.
+    """
+    from learning_runs import blind_truth_f1, model80
     from PIL import Image
 
     from medcap import training
-    from medcap.config import load_experiment
     from medcap.evaluation.report import SYNTHETIC_BANNER
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
-    config = load_experiment(
-        "model80",
-        smoke=True,
-        # The smoke run, trained long enough to learn: 600 images, 20 full epochs, widths 64. With 300
-        # images (30 test captions) BLEU-2 beat random_train on one CPU and lost on another; with 600,
-        # train seeds 42/1/2/3 gave 0.302/0.376/0.272/0.317 against random_train 0.212/0.236/0.260/0.241
-        # and constant 0.231 (2026-12-02, AMD EPYC).
-        overrides=[f"data.data_dir={tmp_path / 'data'}", "data.synthetic_num=600", "train.epochs=20",
-                   "train.steps_per_epoch=null", "train.learning_rate=0.003", "model.options.hidden_dim=64",
-                   "model.options.embedding_dim=64", "model.options.decoder_dim=64",
-                   "eval.baselines=constant,random_train"],
-    )
+    config = model80(tmp_path)
     workdir = tmp_path / "run"
     result = training.fit(config, workdir)
     metrics = json.loads((workdir / "metrics.json").read_text())
@@ -341,13 +344,17 @@ def test_smoke_experiment_end_to_end_beats_baselines_on_bleu2(tmp_path, monkeypa
     for key in ("accuracy", "precision", "recall", "f1", "Bleu_1", "Bleu_2", "coco/Bleu_2", "nltk/Bleu_2"):
         assert 0.0 <= metrics[key] <= 1.0, key
     assert metrics["Bleu_2"] == metrics["nltk/Bleu_2"]  # the flavour paper 000 most likely used
-    for baseline in ("constant", "random_train"):
-        assert metrics["Bleu_2"] > metrics[f"baselines/{baseline}/Bleu_2"], baseline
+    truth_f1 = metrics["truth/ce/micro_f1"]
+    assert truth_f1 - blind_truth_f1(config) >= 0.08, metrics
     for name in ("report.md", "samples.md", "vocabulary.json", "features.json", "model.keras",
                  "plots/loss.png", "plots/accuracy.png", "plots/attention_0.png"):
         assert (workdir / name).is_file(), name
     report = (workdir / "report.md").read_text()
     assert SYNTHETIC_BANNER in report and "0.4941" in report and "RANDOM BACKBONE" in report
+    # BLEU against the baselines is too close to assert on (see above); the report shows it.
+    assert f"| `Bleu_2` | 0.2050 | {metrics['Bleu_2']:.4f} |" in report
+    assert "## Findings against the synthetic ground truth" in report
+    assert f"| `truth/ce/micro_f1` | - | {truth_f1:.4f} |" in report
     env = json.loads((workdir / "environment.json").read_text())
     assert env["pretrained_weights"]["pretrained"] is False
     # `medcap caption` on an image of any size, from the workdir alone.
@@ -407,6 +414,15 @@ def test_prepare_restore_and_caption_any_image(tmp_path):
     np.testing.assert_allclose(again, task.features["test"].features[:1].astype(np.float32), rtol=2e-3, atol=1e-5)
     outputs = restored.caption(model, [path, splits["train"][1]["image"]])
     assert len(outputs) == 2
+    # The same pixels as a 16-bit DICOM (MIMIC-CXR's DICOM release, PACS exports) caption identically:
+    # v * 257 is the 16-bit sample whose 8-bit value is v.
+    from medcap.testing import write_dicom
+
+    dicom = write_dicom(tmp_path / "test0.dcm", np.asarray(Image.open(path)).astype(np.uint16) * 257,
+                        WindowCenter=32767.5, WindowWidth=65535, VOILUTFunction="LINEAR_EXACT")  # fmt: skip
+    [from_dicom] = restored.caption(model, [dicom])
+    assert from_dicom["tokens"] == outputs[0]["tokens"] and from_dicom["text"] == outputs[0]["text"]
+    np.testing.assert_array_equal(restored.extractor()([dicom], progress=False), again)
     for output in outputs:
         assert output["text"] == task.vocabulary.decode(output["tokens"] + [END_ID])
         assert all(4 <= t < len(task.vocabulary) or t in (1, END_ID) for t in output["tokens"])

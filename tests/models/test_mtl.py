@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -565,27 +566,31 @@ def test_regime_report_tables_t_test_and_overfitting_plots(tmp_path):
 
 @pytest.mark.slow
 def test_each_head_beats_its_trivial_baseline_on_synthetic_data(tmp_path):
-    """A small model trained on synthetic MIMIC-format data: BLEU-2 above the
-    constant report, multi-label F1 above prevalence guessing, ordinal
-    accuracy above the majority level; then the regime report reads the run."""
-    from medcap import training
-    from medcap.registry import DATASETS
+    """A small model trained on synthetic MIMIC-format data (`learning_runs.mtl`):
+    the generated reports state the drawn findings better than the constant
+    report, multi-label F1 beats prevalence guessing, ordinal accuracy beats
+    the majority level; then the regime report reads the run.
 
-    data = tmp_path / "mimic"
-    DATASETS.get("mimic").synthesize(data, num=1000, seed=0, image_size=64)
-    config = load_experiment(
-        "mtl_eq",
-        smoke=True,
-        overrides=[
-            f"data.source_dir={data}", "data.variant=official", f"data.data_dir={tmp_path}",
-            "train.epochs=45", "train.steps_per_epoch=null", "train.batch_size=32", "train.learning_rate=2e-3",
-            "model.options.hidden_dim=64", "model.options.intermediate_dim=128",
-            "model.options.max_report_words=60", "eval.max_length=61",
-        ],
-    )  # fmt: skip
-    metrics = training.fit(config, tmp_path / "results" / "eq")["metrics"]
-    assert metrics["Bleu_2"] > metrics["baselines/constant/Bleu_2"]
-    assert metrics["ml/f1"] > metrics["baselines/prevalence/ml/f1"]
-    assert metrics["oc/accuracy"] > metrics["baselines/majority/oc/accuracy"]
+    Spread measured 2026-12-02 (2-core AMD EPYC) with `python tests/measure_learning_spread.py`
+    over 20 runs: train seeds 42/1/2/3/4 x data seeds 0/1 x TF_ENABLE_ONEDNN_OPTS 1/0. Metric
+    minus baseline, as mean [min, max], largest deviation from the mean; each asserted T
+    leaves mean - T >= 3 deviations:
+
+    * truth/ce/micro_f1 - constant: 0.462 [0.370, 0.552], 0.092 -> asserted >= 0.18.
+    * ml/f1 - prevalence: 0.482 [0.425, 0.529], 0.057 -> asserted >= 0.31.
+    * oc/accuracy - majority: 0.275 [0.203, 0.340], 0.071 -> asserted >= 0.06.
+    * BLEU-2 - constant: -0.004 [-0.043, 0.022], 0.039: no signal; shown, not asserted.
+    """
+    from learning_runs import mtl
+
+    from medcap import training
+
+    metrics = training.fit(mtl(tmp_path), tmp_path / "results" / "eq")["metrics"]
+    assert metrics["truth/ce/micro_f1"] - metrics["baselines/constant/truth/ce/micro_f1"] >= 0.18
+    assert metrics["ml/f1"] - metrics["baselines/prevalence/ml/f1"] >= 0.31
+    assert metrics["oc/accuracy"] - metrics["baselines/majority/oc/accuracy"] >= 0.06
+    run_report = (tmp_path / "results" / "eq" / "report.md").read_text()
+    # BLEU-2 against the constant report is shown there, not asserted: the margin is too thin (see above).
+    assert re.search(rf"\| `Bleu_2` \| [0-9.]+ \| {metrics['Bleu_2']:.4f} \| {metrics['baselines/constant/Bleu_2']:.4f} \|", run_report)
     report = mtl_report.write_regime_report(tmp_path / "results").read_text()
     assert f"| MTL-EQ (ours) | {metrics['Bleu_1']:.4f} |" in report
