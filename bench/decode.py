@@ -16,7 +16,7 @@ default) on the same 64 feature vectors:
   (much slower: the LSTM then runs op by op).
 
 Prints captions/s for each and the ratio, and asserts identical tokens.
-Goal (issue 5): ratio >= 20x. The model has random weights with its output
+Goal: ratio >= 20x. The model has random weights with its output
 layer sharpened (x30) so that argmax never sits on a near-tie that batch-size
 dependent float rounding could flip; sequences then run to `max_length`
 unless `<end>` wins, the same work for both decoders.

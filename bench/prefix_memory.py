@@ -21,7 +21,7 @@ can keep one feature row per image and gather it per batch; the tutorial
 recipe that also repeats the 4096-d vector per prefix would only widen the
 gap. Peak RSS is read from `getrusage` in each subprocess; the baseline is
 the RSS after imports and the shared inputs, so "delta" is the memory the
-epoch itself needs. Goal (issue 5): lazy delta <= 1/50 of materialised.
+epoch itself needs. Goal: lazy delta <= 1/50 of materialised.
 """
 
 from __future__ import annotations

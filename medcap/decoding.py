@@ -23,8 +23,8 @@ beam search with one beam token for token:
   it keeps its score (log 1 = 0) and emits only padding, so a finished beam
   competes with its true probability and nothing trails after `<end>`. The
   loop exits when every row has finished. We compare token ids, never
-  strings (a comparison with `" <end>"`, the keras-io example's bug named in
-  issue 5, never matches the `<end>` token, so nothing stops early); and
+  strings (a comparison with `" <end>"`, the keras-io example's bug, never
+  matches the `<end>` token, so nothing stops early); and
   keras_hub's samplers on their own only end the loop once *every* row has
   stopped, leaving tokens after `<end>` in the rows that finished first.
 * `<pad>` and `<start>` are never generated inside a sequence (they are

@@ -146,15 +146,11 @@ def is_plain_8bit(data: bytes, name: str | Path = "") -> bool:
 
 
 def load_pixels(path: str | Path) -> np.ndarray:
-    """uint8 (height, width, 3) pixels of an image file (see the module docstring)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError("image file not found", file=path) from None
-    except OSError as err:
-        raise DataError(f"cannot read image file: {err.strerror or err}", file=path) from None
-    return decode_bytes(data, path)
+    """uint8 (height, width, 3) pixels of an image file (see the module docstring);
+    a missing or unreadable file is a DataError naming it."""
+    from medcap.data.io import read_bytes
+
+    return decode_bytes(read_bytes(path), Path(path))
 
 
 def decode_bytes(data: bytes, name: str | Path) -> np.ndarray:
