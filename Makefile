@@ -18,7 +18,7 @@ help:
 	@echo "make test-fast           skip tests marked slow"
 	@echo "make reproduce-model80   paper 000 Model-80: features -> train -> evaluate -> report (results/model80)"
 	@echo "make reproduce-model70   paper 000 Model-70 (results/model70)"
-	@echo "make reproduce-mtl       paper 001 STL x3, MTL-EQ, MTL-TP -> Tables 1-4 (results/mtl; MIMIC_DIR=)"
+	@echo "make reproduce-mtl       paper 001 STL x3, MTL-EQ, MTL-TP (+ no ICD title) -> Tables 1-4 (results/mtl; MIMIC_DIR=)"
 	@echo "make reproduce-mtl-sweep paper 001 MTL-TP loss-weight sweep (results/mtl/sweep)"
 	@echo "make reproduce-clip      paper 002 CLIP dual encoder, Tables 1 + 3 (results/clip; IU_XRAY_DIR=, BIOBERT_DIR=)"
 	@echo "make bench               ratio benchmarks in bench/"
@@ -52,9 +52,11 @@ reproduce-model70: $(STAMP)
 
 # Paper 001: three single-task runs, MTL-EQ, MTL-TP, then Tables 1-4 + plots in results/mtl/report.md.
 # MIMIC_DIR: the MIMIC-CXR-JPG + MIMIC-IV-ED download (default: synthetic MIMIC-format data).
-# BERT_PRESET / CLINICAL_BERT_PRESET: local keras-hub presets for the BERTScore columns.
+# BERT_PRESET / CLINICAL_BERT_PRESET: local keras-hub presets for the BERTScore columns;
+# BERT_BASELINE: bert-score's rescale baseline file (rescale_baseline/en/<model>.tsv) for BS_F1.
 MTL_DATA = $(if $(MIMIC_DIR),--data-dir $(MIMIC_DIR),)
 MTL_BERT = $(if $(BERT_PRESET),--bert-preset $(BERT_PRESET),) \
+           $(if $(BERT_BASELINE),--bert-baseline $(BERT_BASELINE),) \
            $(if $(CLINICAL_BERT_PRESET),--clinical-bert-preset $(CLINICAL_BERT_PRESET),)
 
 reproduce-mtl: $(STAMP)
@@ -63,6 +65,7 @@ reproduce-mtl: $(STAMP)
 	$(MEDCAP) train mtl_stl --workdir results/mtl/stl/findings --set model.options.tasks=findings $(MTL_DATA)
 	$(MEDCAP) train mtl_eq --workdir results/mtl/eq $(MTL_DATA)
 	$(MEDCAP) train mtl_tp --workdir results/mtl/tp $(MTL_DATA)
+	$(MEDCAP) train mtl_tp_no_icd --workdir results/mtl/tp_no_icd $(MTL_DATA)
 	$(BIN)/python -m medcap.models.mtl_report results/mtl $(MTL_BERT)
 
 # The loss-weight sweep of experiments/mtl_tp_sweep.py; the report picks it up.

@@ -71,9 +71,9 @@ def run_side(side: str, args: argparse.Namespace) -> dict:
     words, captions = _captions(args.captions, args.vocab, args.max_words)
     config = ExperimentConfig(
         name="bench",
-        data=DataConfig(name="medicat"),
+        data=DataConfig(name="medicat", options={"max_words": args.max_words}),
         model=ModelConfig(name="model80", preset="tiny", encoder_weights="none",
-                          options={"max_words": args.max_words, "min_count": 1}),
+                          options={"min_count": 1}),
         train=TrainConfig(batch_size=args.batch_size),
     ).validate()
     task = Model80Task(config)

@@ -1,4 +1,4 @@
-"""Shared config of paper 001's three regimes (experiments/mtl_stl.py, mtl_eq.py, mtl_tp.py, mtl_tp_sweep.py).
+"""Shared config of paper 001's regimes (experiments/mtl_stl.py, mtl_eq.py, mtl_tp.py, mtl_tp_sweep.py, mtl_tp_no_icd.py).
 
 Aksoy, Sharoff, Ravikumar, "Enhancing Image-to-Text Generation in Radiology
 Reports through Cross-modal Multi-Task Learning". Not an experiment itself
@@ -31,6 +31,17 @@ CHOICES = (
     "Unified data block: vitals vector -> Dense -> 1 token; gender one-hot -> own Dense -> 1 token; race one-hot -> "
     "own Dense -> 1 token; chief complaint and ICD title -> own Embedding -> own Dense -> 1 token per word (at most 12 "
     "words each, no word positions); Dense activation ReLU.",
+    "Gender (a departure): the paper calls it a binary variable converted to a number; we one-hot it over F, M and "
+    "unknown with its own Dense, so an image-only caption and a subject without a recorded gender claim neither F "
+    "nor M.",
+    "ICD title: the stay's primary ED diagnosis (seq_num 1) is fed as the paper does (model.options.use_icd_title = "
+    "true); it can name a target finding ('Pleural effusion'), so experiments/mtl_tp_no_icd.py is MTL-TP with "
+    "use_icd_title = false, reported beside it.",
+    "Demographics: gender and race from MIMIC-IV-ED edstays (2.0 and later); for MIMIC-IV-ED 1.0, whose edstays "
+    "has neither, data.options.mimic_iv_dir reads MIMIC-IV patients (gender) and admissions (race, or ethnicity "
+    "in MIMIC-IV 1.0): the stay's own admission (hadm_id), else the one nearest the ED intime.",
+    "Report sections: MIT-LCP's mimic-cxr section parser's header list, typo map and study-description headers "
+    "(CHEST, TWO VIEWS: -> findings); unknown labels (LUNGS:, HEART:, ...) stay inside the section they are in.",
     "Heads: OC = LayerNorm -> Dense(4, sigmoid) per image position -> mean (probabilities averaged, BCE on the "
     "cumulative acuity code); ML = the same with 5 outputs; text decoder = 1 keras_hub TransformerDecoder (causal + "
     "padding masks) -> linear Dense(vocab) logits in float32; dropout 0.1 in every transformer block.",
@@ -47,9 +58,15 @@ CHOICES = (
     "at most 100 epochs, early stopping on the (weighted) validation loss with patience 10, best weights restored.",
     "Decoding: greedy (the paper does not say), at most 61 tokens, through keras_hub's GreedySampler with the "
     "decoder's attention caches.",
-    "Metrics: pycocoevalcap BLEU-1..4 and ROUGE-L; BERTScore F1 without idf from local keras-hub presets when given; "
+    "Metrics: pycocoevalcap BLEU-1..4 and ROUGE-L; BERTScore F1 by bert-score's definition (greedy cosine "
+    "matching, no idf) from local keras-hub presets when given: roberta-large at its bert-score default layer 17, "
+    "Bio-ClinicalBERT at layer 9 (bert-score has no default for it), raw unless a rescale baseline file is given "
+    "(the paper's BS_F1 0.2056 implies rescaling; its Bio-CBS_F1 0.7857 reads as raw); "
     "ML P/R/F1 micro-averaged; OC ACC+Corr = (accuracy + Spearman) / 2; Table 2 paired over test reports.",
     "Backbone weights 'auto': the cached ImageNet file, else a random EfficientNetB0 recorded as pretrained: false.",
+    "EfficientNetB0 is always built with Keras's ImageNet stem (the final Rescaling(1/sqrt(var)) after its "
+    "Normalization layer) whatever the weights source (a weights file, the Keras cache, or none), so a pretrained "
+    "backbone sees the input scale it was trained on; medcap.weights.build_backbone inserts the stem.",
     "Synthetic default (no MIMIC download): 2000 synthetic studies, 64x64 films, a randomly initialised EfficientNetB0 "
     "that is fine-tuned (a frozen random CNN gives near-constant features), learning rate 5e-4, at most 30 epochs, "
     "patience 6, vocabulary min count 1, reports of at most 50 words; numbers not comparable with the paper.",

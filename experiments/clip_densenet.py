@@ -16,7 +16,10 @@ an IU X-ray download (`data.source_dir` empty) it trains the scaled-down
 `synthetic_overrides` on the synthetic IU X-ray-format dataset, whose numbers
 are not comparable with the paper's. Without a BioBERT folder
 (`model.options.text_encoder_preset`) the text encoder is a small random
-BERT, recorded as `pretrained: false`. Every choice we made where the paper
+BERT, recorded as `pretrained: false`. The paper run needs the ImageNet
+DenseNet121 file in the Keras cache (`medcap.weights.cached_weights_path(
+"densenet121", include_top=False)`); only the synthetic default falls back
+to a random backbone. Every choice we made where the paper
 is silent is in `CHOICES` below and in each run's report.md.
 """
 
@@ -43,7 +46,16 @@ PROPOSED_RESULTS = {
 CHOICES = (
     "Data: IU X-ray, every study with a report, split 7:2:1 (section 4.1) by a seeded patient-disjoint draw "
     "(iu_xray variant random_721, split_seed 0); one image per study, the first view (R2Gen's 0.png).",
-    "Text: R2Gen-cleaned reports (report_clean) are embedded and retrieved, and are the references scored.",
+    "Data source: the paper's 3,955 reports / 7,470 images (section 4.1) are the OpenI XML release's counts; "
+    "R2Gen's annotation.json keeps 2,955 studies (those with FINDINGS). With both in data.source_dir the "
+    "OpenI release is read; each run's data.json and report.md name the source read and its study and "
+    "image counts.",
+    "Text: the encoder reads each original report, whitespace-normalised (BioBERT is cased; R2Gen's cleaner "
+    "lower-cases and detaches punctuation); R2Gen-cleaned reports (report_clean) are what is retrieved, "
+    "the references and what is scored.",
+    "Text width: section 3.2 gives d = 468 for BioBERT; BioBERT (BERT-base) is 768 wide, and we use the "
+    "loaded encoder's width. Eq. 5 is a mean pool while the prose calls it attention-weighted averaging: "
+    "we follow the equation (masked mean).",
     "Images: 312x312 (section 3.3), torch-mode ImageNet normalisation (what Keras' DenseNet121 weights "
     "expect); no augmentation (none is stated).",
     "Vision: DenseNet121 fine-tuned end to end (the paper freezes only BioBERT); d = 128 so 2d = 256 "
@@ -60,10 +72,13 @@ CHOICES = (
     "Optimisation (unstated): Adam, learning rate 1e-4, batch 32 (last partial batch of each epoch "
     "dropped), at most 50 epochs, early stopping on val_loss with patience 8, best weights restored.",
     "Retrieval: top-1 train report by cosine similarity (one normalised matrix product); Recall@1/5/10 both "
-    "ways over the test pairs; scores pycocoevalcap (coco) BLEU/METEOR/ROUGE-L/CIDEr, medcap's rule-based CE.",
+    "ways over the test pairs, ranked against the de-duplicated test reports (studies sharing a verbatim "
+    "report are one candidate; retrieving any copy is a hit); scores pycocoevalcap (coco) BLEU/METEOR/ROUGE-L/CIDEr, medcap's rule-based CE.",
     "Text encoder when no BioBERT folder is configured: a 2-layer, 256-wide random BERT with a 4,000-token "
     "WordPiece vocabulary computed from the train reports (pretrained: false).",
-    "Backbone weights 'auto': the cached ImageNet DenseNet121, else a random one recorded as pretrained: false.",
+    "Backbone weights: the paper preset requires the ImageNet DenseNet121 (encoder_weights imagenet: the "
+    "Keras cache file, else a clear error saying where to put it); only the synthetic default uses 'auto' "
+    "(the cached file, else a random backbone recorded as pretrained: false).",
     "Baselines: constant, random_train and nearest_train (the train report of the nearest train image "
     "under untrained DenseNet121 + GAP features, same weights policy).",
     "Synthetic default (no IU X-ray configured): 600 synthetic studies, 64x64 images, batch 16, learning "
@@ -87,6 +102,7 @@ SYNTHETIC_OVERRIDES = (
     "train.early_stopping_patience=10",
     "model.options.backbone_bn_momentum=0.9",
     "model.options.backbone_output_layer=pool2_relu",
+    "model.encoder_weights=auto",
 )
 
 
@@ -111,7 +127,7 @@ def paper_config(
         model=ModelConfig(
             name="clip_dual_encoder",
             preset="paper",
-            encoder_weights="auto",
+            encoder_weights="imagenet",
             options={"variant": variant, "text_encoder_preset": ""},
         ),
         train=TrainConfig(

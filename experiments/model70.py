@@ -1,8 +1,9 @@
 """Paper 000, Model-70: Kanavos, Vonitsanos, Mylonas, "Integrating Convolutional
 and Recurrent Neural Networks for Enhanced Medical Image Captioning".
 
-VGG16 fc2 features (4096-d) + Embedding/BiLSTM/attention next-word decoder on
-MediCat captions of at most 20 words, split 70/15/15 (section 4.4), batch 128
+VGG16 fc2 features (4096-d; VGG16 is our inference, the paper names no CNN) +
+Embedding/BiLSTM/attention next-word decoder on MediCat captions of at most
+20 cleaned words, figure labels removed, split 70/15/15 (section 4.4), batch 128
 (Table 2, printed ".28"; the text of section 4.2 says 32). The paper reports:
 
     Table 2  Model-70  accuracy 0.3936  precision 0.6336  recall 0.1849  F1 0.2862

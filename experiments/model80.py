@@ -1,8 +1,9 @@
 """Paper 000, Model-80: Kanavos, Vonitsanos, Mylonas, "Integrating Convolutional
 and Recurrent Neural Networks for Enhanced Medical Image Captioning".
 
-VGG16 fc2 features (4096-d) + Embedding/BiLSTM/attention next-word decoder on
-MediCat captions of at most 20 words, split 80/10/10 (section 4.4), batch 64
+VGG16 fc2 features (4096-d; VGG16 is our inference, the paper names no CNN) +
+Embedding/BiLSTM/attention next-word decoder on MediCat captions of at most
+20 cleaned words, figure labels removed, split 80/10/10 (section 4.4), batch 64
 (Table 2; the text of section 4.2 says 32). The paper reports:
 
     Table 2  Model-80  accuracy 0.4941  precision 0.7095  recall 0.3031  F1 0.4244

@@ -77,12 +77,16 @@ def _cmd_experiments(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from medcap.config import load_experiment
+    from medcap.config import load_experiment, load_experiment_module
 
     overrides = list(args.set or [])
     if args.data_dir:
         overrides.append(f"data.source_dir={args.data_dir}")
     config = load_experiment(args.experiment, smoke=args.smoke, overrides=overrides)
+    # An experiment whose one run is part of a set (mtl_stl) says which part this is.
+    notice = getattr(load_experiment_module(args.experiment), "train_notice", None)
+    if notice is not None:
+        print(notice(config), file=sys.stderr)
     workdir = Path(args.workdir or Path("runs") / (config.name + ("-smoke" if args.smoke else "")))
     from medcap import training
 

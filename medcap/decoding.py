@@ -27,9 +27,15 @@ beam search with one beam token for token:
   matches the `<end>` token, so nothing stops early); and
   keras_hub's samplers on their own only end the loop once *every* row has
   stopped, leaving tokens after `<end>` in the rows that finished first.
-* `<pad>` and `<start>` are never generated inside a sequence (they are
-  structural, and a `<pad>` inside the prefix would break the right-padded
-  mask the models rely on).
+* `<pad>`, `<unk>` and `<start>` are never generated inside a sequence
+  (`forbidden_ids`): `<pad>` and `<start>` are structural (a `<pad>` inside
+  the prefix would break the right-padded mask the models rely on), and
+  `<unk>` is no word: a caption saying "<unk>" is unreadable and scores
+  nothing against the references' real words. Their log-probability is set
+  to -1e9 before the sampler chooses (exp of it is exactly 0 in float32, as
+  -inf would be, without the NaN that an all -inf row would give), so the
+  sampler takes the best remaining token. Paper 000 does not say how it
+  treated `<unk>` in decoding; this is ours, for every task.
 
 Output: (batch, max_length) int32 ids after `<start>`, padded with `<pad>`
 after the first `<end>` (which is kept). `reference_greedy_decode` is the
@@ -44,11 +50,14 @@ from typing import Any
 
 import numpy as np
 
-from medcap.text import END_ID, PAD_ID, START_ID
+from medcap.text import END_ID, PAD_ID, START_ID, UNK_ID
 
 METHODS = ("greedy", "beam")
 #: Logit given to excluded tokens: exp(-1e9 - max) underflows to exactly 0.
 _EXCLUDED = -1e9
+
+#: Tokens no decoder ever generates (module docstring).
+FORBIDDEN_IDS: tuple[int, ...] = (PAD_ID, UNK_ID, START_ID)
 
 NextFn = Callable[[Any, Any, Any], tuple[Any, Any]]
 
@@ -74,7 +83,7 @@ def well_formed_logits(
     scores_are: str = "probabilities",
     end_id: int = END_ID,
     pad_id: int = PAD_ID,
-    forbidden_ids: tuple[int, ...] = (PAD_ID, START_ID),
+    forbidden_ids: tuple[int, ...] = FORBIDDEN_IDS,
 ):
     """Turns a model's next-token scores into the logits the samplers see.
 
@@ -131,7 +140,7 @@ class Decoder:
         start_id: int = START_ID,
         end_id: int = END_ID,
         pad_id: int = PAD_ID,
-        forbidden_ids: tuple[int, ...] = (PAD_ID, START_ID),
+        forbidden_ids: tuple[int, ...] = FORBIDDEN_IDS,
         jit_compile: bool = False,
     ):
         import tensorflow as tf
@@ -221,7 +230,7 @@ def reference_greedy_decode(
     start_id: int = START_ID,
     end_id: int = END_ID,
     pad_id: int = PAD_ID,
-    forbidden_ids: tuple[int, ...] = (PAD_ID, START_ID),
+    forbidden_ids: tuple[int, ...] = FORBIDDEN_IDS,
 ) -> np.ndarray:
     """The straightforward decoder: a Python loop, one model call per token,
     one sequence at a time, stopping at `<end>`.

@@ -127,11 +127,12 @@ class FeatureExtractor:
     """A frozen backbone cut at its feature layer, with the input pipeline."""
 
     def __init__(self, spec: FeatureSpec):
-        from medcap.weights import resolve_weights
+        from medcap.weights import check_pixel_normalization, resolve_weights
 
         self.spec = spec
         spec.layer  # noqa: B018  (validates the backbone name)
         self.record = resolve_weights(spec.backbone, spec.weights, include_top=True)
+        check_pixel_normalization(spec.backbone, spec.normalization, self.record)
         if self.record.pretrained and self.record.policy != "path" and tuple(spec.image_size) != NATIVE_SIZE:
             raise ValueError(
                 f"{spec.backbone} with ImageNet weights needs image_size={NATIVE_SIZE} (its fc layers are "

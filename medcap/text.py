@@ -8,8 +8,24 @@ Cleaning styles:
   sentences are kept (R2Gen's filter compares a string with `[]`, which is
   never equal), which yields `" .  . "`-style runs for empty sentences.
 * `mimic_cxr`: R2Gen's `clean_report_mimic_cxr`, likewise.
-* `caption`: for MediCat captions (paper 000): lower-case, strip
-  punctuation, collapse whitespace.
+* `caption`: for MediCat captions (paper 000): remove the leading figure
+  label (`strip_figure_label`), lower-case, strip punctuation, collapse
+  whitespace.
+
+MediCat's captions are copied from the papers with their label: "Figure 4.
+Nuclear magnetic resonance scan ...", "Fig 3. Control computed tomography
+...", "Fig. 1. Brain CT ..." (the dataset's own sample). Paper 000 does not
+say whether it kept them. We remove them by default: "figure 4" would
+otherwise open nearly every reference and every generated caption, a free
+unigram and bigram match for BLEU and an easy first word for the next-word
+metrics, which says nothing about the image. `FIGURE_LABEL` is the pattern:
+`Figure`, `Figures`, `Fig`, `Figs` (any case, optional period, optional
+"Supplementary"), then a figure number with an optional `S` prefix and
+sub-figure letter ("S1", "1A"), or a list of them ("2 and 3", "2-5"), then an
+optional separator `. : | - – —`. "Figure 1A.", "FIG. 2:", "Fig 3",
+"Figures 2 and 3." match; "Figure showing ..." (no number) does not. A
+caption whose first word is a number-letter term ("Figure 3D reconstruction
+...") loses that term with the label; we accept that rare case.
 
 The `Vocabulary` is built from the train split only, keeps words seen at
 least `min_count` times, and reserves the ids that `keras.layers.StringLookup`
@@ -47,6 +63,12 @@ _R2GEN_NUMBERING = (
 # The same character class as R2Gen's sentence cleaner (see module docstring).
 _R2GEN_PUNCT = re.compile(r"[.,?;*!%^&_+():-\[\]{}]")
 _CAPTION_PUNCT = re.compile(r"[^\w\s]")
+FIGURE_LABEL = re.compile(
+    r"^\s*(?:supplementary\s+)?(?:figures?|figs?)\b\.?\s*"
+    r"s?\d+[a-z]?(?:\s*(?:,|&|and|-|\u2013)\s*s?\d+[a-z]?)*(?!\w)"
+    r"\s*[.:|\-\u2013\u2014]?\s*",
+    re.IGNORECASE,
+)
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -81,7 +103,21 @@ def clean_mimic_cxr(text: str) -> str:
     return _r2gen_finish(text)
 
 
-def clean_caption(text: str) -> str:
+def figure_label(text: str) -> str | None:
+    """The leading figure label of a caption ("Figure 4. "), or None."""
+    match = FIGURE_LABEL.match(text)
+    return match.group(0) if match else None
+
+
+def strip_figure_label(text: str) -> str:
+    """`text` without its leading figure label (see module docstring)."""
+    return FIGURE_LABEL.sub("", text, count=1)
+
+
+def clean_caption(text: str, *, strip_label: bool = True) -> str:
+    """The `caption` style; `strip_label=False` keeps "figure 4" in the text."""
+    if strip_label:
+        text = strip_figure_label(text)
     text = _CAPTION_PUNCT.sub(" ", text.lower()).replace("_", " ")
     return _WHITESPACE.sub(" ", text).strip()
 
@@ -122,15 +158,16 @@ class Vocabulary:
 
     # -- construction ---------------------------------------------------------
     @classmethod
-    def build(cls, cleaned_texts: Iterable[str], *, min_count: int = 1, max_words: int | None = None) -> Vocabulary:
+    def build(cls, cleaned_texts: Iterable[str], *, min_count: int = 1, max_size: int | None = None) -> Vocabulary:
         """Builds from cleaned **train-split** texts: words seen >= min_count
-        times, sorted (R2Gen's order); `max_words` keeps the most frequent."""
+        times, sorted (R2Gen's order); `max_size` keeps at most that many
+        words, the most frequent (ties by word), reserved tokens not counted."""
         counter = Counter(tok for text in cleaned_texts for tok in tokenize(text))
         for token in RESERVED:
             counter.pop(token, None)
         kept = [w for w, c in counter.items() if c >= min_count]
-        if max_words is not None and len(kept) > max_words:
-            kept = sorted(kept, key=lambda w: (-counter[w], w))[:max_words]
+        if max_size is not None and len(kept) > max_size:
+            kept = sorted(kept, key=lambda w: (-counter[w], w))[:max_size]
         kept.sort()
         return cls(kept, min_count=min_count, counts={w: counter[w] for w in kept})
 

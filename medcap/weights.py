@@ -23,14 +23,29 @@ random backbone for a reproduction with ImageNet features.
 Backbones are named by their `keras.applications` constructor in lower case
 (`vgg16`, `densenet121`, `efficientnetb0`); the file names, download
 addresses and hashes below are the ones Keras itself uses.
+
+The architecture never depends on where the weights come from. Keras'
+EfficientNet (B0-B7) adds a last stem layer, `Rescaling(1 / sqrt(stddev))`
+after its `Normalization`, only when built with `weights="imagenet"` (it
+makes up for the ImageNet file storing the standard deviation where the
+variance belongs). Built with `weights=None` and the same file loaded
+afterwards, it would see inputs about 2x too small. `build_backbone` inserts
+that layer for every weights source, so the model is the ImageNet model
+whether its weights come from the Keras cache, a path, or a later
+`load_weights`. VGG16 and DenseNet121 have no such layer: their ImageNet
+preprocessing lives outside the model, in the pipeline normalisation named by
+`BackboneWeights.pixel_normalization`, which `check_pixel_normalization`
+enforces for pretrained weights.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import sys
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +77,11 @@ class BackboneWeights:
     notop_file: str
     notop_origin: str
     notop_hash: str
+    #: The `medcap.data.pipeline.normalize` mode the ImageNet weights expect.
+    pixel_normalization: str
+    #: Per-channel scales of the stem layer Keras adds only for
+    #: weights="imagenet" (after the Normalization layer); None: no such layer.
+    imagenet_stem_scale: tuple[float, ...] | None = None
 
     def file(self, include_top: bool) -> str:
         return self.top_file if include_top else self.notop_file
@@ -74,6 +94,8 @@ class BackboneWeights:
 
 
 _GOOGLE = "https://storage.googleapis.com/tensorflow/keras-applications/"
+#: keras.applications.efficientnet's IMAGENET_STDDEV_RGB.
+_IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
 _EFFICIENTNET = "https://storage.googleapis.com/keras-applications/"
 
 #: Facts from keras.applications (file names, addresses and md5 hashes).
@@ -86,6 +108,7 @@ BACKBONES: dict[str, BackboneWeights] = {
         notop_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
         notop_origin=_GOOGLE + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
         notop_hash="6d6bbae143d832006294945121d1f1fc",
+        pixel_normalization="imagenet_caffe",
     ),
     "densenet121": BackboneWeights(
         constructor="DenseNet121",
@@ -95,6 +118,7 @@ BACKBONES: dict[str, BackboneWeights] = {
         notop_file="densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
         notop_origin=_GOOGLE + "densenet/densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
         notop_hash="30ee3e1110167f948a6b9946edeeb738",
+        pixel_normalization="imagenet_torch",
     ),
     "efficientnetb0": BackboneWeights(
         constructor="EfficientNetB0",
@@ -104,6 +128,9 @@ BACKBONES: dict[str, BackboneWeights] = {
         notop_file="efficientnetb0_notop.h5",
         notop_origin=_EFFICIENTNET + "efficientnetb0_notop.h5",
         notop_hash="50bc09e76180e00e4465e1a485ddc09d",
+        # Rescales and normalises inside the model: pixels enter in [0, 255].
+        pixel_normalization="none",
+        imagenet_stem_scale=tuple(1.0 / math.sqrt(s) for s in _IMAGENET_STDDEV_RGB),
     ),
 }
 
@@ -243,6 +270,44 @@ def resolve_weights(backbone: str, policy: str = "auto", *, include_top: bool = 
     return WeightsRecord(backbone, "path", True, str(path.resolve()), str(path.resolve()))
 
 
+def check_pixel_normalization(backbone: str, normalization: str, record: WeightsRecord | Any) -> None:
+    """Pretrained ImageNet weights need the pixels their training used.
+
+    Raises ValueError when `record` (a WeightsRecord or its dict) is
+    pretrained and `normalization` is not the backbone's
+    `pixel_normalization`; random weights accept any normalisation.
+    """
+    pretrained = record.pretrained if isinstance(record, WeightsRecord) else bool(record["pretrained"])
+    expected = backbone_spec(backbone).pixel_normalization
+    if pretrained and normalization != expected:
+        raise ValueError(
+            f"data.normalization={normalization!r} with pretrained {backbone} weights: its ImageNet weights "
+            f"expect normalization={expected!r}; set data.normalization={expected}"
+        )
+
+
+def _with_imagenet_stem(model, scale: Sequence[float]):
+    """A fresh copy of `model` (same layer names and configs, new weights)
+    with `Rescaling(scale)` after its stem Normalization layer, as Keras
+    builds it for weights="imagenet". Copied rather than shared, so that every
+    layer's `.input`/`.output` belong to the new graph."""
+    import keras
+
+    normalization = [layer for layer in model.layers if isinstance(layer, keras.layers.Normalization)]
+    if len(normalization) != 1:
+        raise RuntimeError(f"{model.name}: expected one stem Normalization layer, found {len(normalization)}")
+    stem = normalization[0].name
+
+    def call(layer, *args, **kwargs):
+        outputs = layer(*args, **kwargs)
+        if layer.name == stem:
+            outputs = keras.layers.Rescaling(list(scale), name=f"{stem}_imagenet_rescaling")(outputs)
+        return outputs
+
+    inputs = keras.Input(batch_shape=model.inputs[0].shape, name=model.layers[0].name)
+    return keras.models.clone_model(model, input_tensors=inputs, call_function=call)
+
+
 def build_backbone(
     backbone: str,
     policy: str | WeightsRecord = "auto",
@@ -253,19 +318,29 @@ def build_backbone(
 ):
     """Builds `keras.applications.<Constructor>` initialised per the policy.
 
-    Returns `(model, record)`. With pretrained ImageNet weights and
-    `include_top=True` the input must be the backbone's native size
-    (224x224 for VGG16/DenseNet121/EfficientNetB0); random or user weights
-    accept any size Keras accepts.
+    Returns `(model, record)`. The model is the ImageNet architecture for
+    every policy (see the module docstring on EfficientNet's stem), so
+    weights loaded later with `model.load_weights` give the ImageNet model.
+    With pretrained ImageNet weights and `include_top=True` the input must be
+    the backbone's native size (224x224 for VGG16/DenseNet121/EfficientNetB0);
+    random or user weights accept any size Keras accepts.
     """
     import keras
 
+    spec = backbone_spec(backbone)
     record = policy if isinstance(policy, WeightsRecord) else resolve_weights(backbone, policy, include_top=include_top)
-    constructor = getattr(keras.applications, backbone_spec(backbone).constructor)
+    constructor = getattr(keras.applications, spec.constructor)
     try:
-        model = constructor(
-            include_top=include_top, weights=record.keras_weights, input_shape=input_shape, **kwargs
-        )
+        if spec.imagenet_stem_scale is None:
+            model = constructor(include_top=include_top, weights=record.keras_weights, input_shape=input_shape, **kwargs)
+        else:
+            # Built without weights, the stem layer inserted, then the file loaded
+            # into the ImageNet architecture (the layer has no weights, so the
+            # file's layer order still matches).
+            model = constructor(include_top=include_top, weights=None, input_shape=input_shape, **kwargs)
+            model = _with_imagenet_stem(model, spec.imagenet_stem_scale)
+            if record.keras_weights is not None:
+                model.load_weights(record.keras_weights)
     except ValueError as err:
         raise WeightsError(f"cannot build {backbone} from {record.source}: {err}") from err
     return model, record

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from medcap.decoding import Decoder, clean_after_end, reference_greedy_decode
-from medcap.text import END_ID, PAD_ID, START_ID
+from medcap.text import END_ID, PAD_ID, START_ID, UNK_ID
 
 VOCAB = 8  # 0 pad, 1 unk, 2 start, 3 end, 4..7 words
 
@@ -82,6 +82,26 @@ def test_pad_and_start_are_never_generated():
     assert decoder({"row": tf.constant([0])}).tolist() == [[6, 6, 6, 6]]
 
 
+@pytest.mark.parametrize("method,beams,xla", [("greedy", 1, False), ("greedy", 1, True), ("beam", 1, False), ("beam", 3, True)])
+def test_unk_is_never_generated_even_as_the_most_probable_token(method, beams, xla):
+    # <unk> is the model's favourite at every step; then word 5, then <end> from step 3 on.
+    length = 5
+    table = np.full((2, VOCAB, length, VOCAB), 0.01)
+    table[:, :, :, UNK_ID] = 0.6
+    table[:, :, :, 5] = 0.2
+    table[:, :, 2:, END_ID] = 0.3
+    table /= table.sum(-1, keepdims=True)
+    decoder = Decoder(_table_next_fn(table), max_length=length, method=method, beam_size=beams, jit_compile=xla)
+    out = decoder({"row": tf.range(2)})
+    assert out.tolist() == [[5, 5, END_ID, PAD_ID, PAD_ID]] * 2
+    assert UNK_ID not in out
+
+    def predict_next(row, prompt, index):
+        return table[row, prompt[0, index - 1], index - 1]
+
+    np.testing.assert_array_equal(reference_greedy_decode(predict_next, 2, max_length=length), out)
+
+
 @pytest.mark.parametrize("seed,xla", [(0, False), (1, False), (2, True)])
 def test_greedy_equals_beam_of_one_and_the_python_loop(seed, xla):
     rng = np.random.default_rng(seed)
@@ -101,8 +121,8 @@ def test_greedy_equals_beam_of_one_and_the_python_loop(seed, xla):
 
 
 def _exhaustive_best(table: np.ndarray, row: int, length: int) -> list[int]:
-    """Most probable well-formed sequence by enumeration (words 1, 3..7; ends at <end>)."""
-    allowed = [t for t in range(VOCAB) if t not in (PAD_ID, START_ID)]
+    """Most probable well-formed sequence by enumeration (words 4..7; ends at <end>)."""
+    allowed = [t for t in range(VOCAB) if t not in (PAD_ID, UNK_ID, START_ID)]
     best, best_score = None, -np.inf
     for size in range(1, length + 1):
         for seq in itertools.product(allowed, repeat=size):
@@ -111,7 +131,7 @@ def _exhaustive_best(table: np.ndarray, row: int, length: int) -> list[int]:
             prev, score = START_ID, 0.0
             for position, token in enumerate(seq):
                 dist = table[row, prev, position].copy()
-                dist[[PAD_ID, START_ID]] = 0.0
+                dist[[PAD_ID, UNK_ID, START_ID]] = 0.0
                 score += np.log(dist[token] / dist.sum())
                 prev = token
             if score > best_score:
@@ -127,7 +147,7 @@ def test_wide_beam_finds_the_exhaustive_optimum():
     table = _random_table(rng, rows, length, peaked=1.5)
     table[:, :, :, END_ID] *= 4.0  # make short captions competitive
     table /= table.sum(-1, keepdims=True)
-    decoder = Decoder(_table_next_fn(table), max_length=length, method="beam", beam_size=6**length, jit_compile=True)
+    decoder = Decoder(_table_next_fn(table), max_length=length, method="beam", beam_size=5**length, jit_compile=True)
     out = decoder({"row": tf.range(rows)})
     for row in range(rows):
         assert out[row].tolist() == _exhaustive_best(table, row, length), row

@@ -106,6 +106,33 @@ def test_caption_style():
     assert clean_report("  CT scan: Axial view (arrow)—showing a 3-cm mass!\n", "caption") == (
         "ct scan axial view arrow showing a 3 cm mass"
     )
+
+
+def test_caption_style_removes_the_figure_label_unless_asked_to_keep_it():
+    caption = "Figure 4. Chest CT shows a 3-cm mass in the right lower lobe."
+    tokens = clean_report(caption, "caption").split()
+    assert tokens == ["chest", "ct", "shows", "a", "3", "cm", "mass", "in", "the", "right", "lower", "lobe"]
+    assert "figure" not in tokens and "4" not in tokens
+    from medcap.text import clean_caption, figure_label, strip_figure_label
+
+    assert clean_caption(caption, strip_label=False).split()[:3] == ["figure", "4", "chest"]
+    assert figure_label(caption) == "Figure 4. "
+    # Label styles of the MediCat release's own sample, and others PMC captions use.
+    for caption, label in [
+        ("Fig 3. Control computed tomography (CT) angiogram 3 months postoperatively.", "Fig 3. "),
+        ("Fig. 1. Brain CT (A) and MR diffusion images (B, C) showing no intracranial lesion.", "Fig. 1. "),
+        ("FIG. 2: Axial T2-weighted MRI.", "FIG. 2: "),
+        ("Figure 1A. Chest radiograph.", "Figure 1A. "),
+        ("Figures 2 and 3. Serial radiographs.", "Figures 2 and 3. "),
+        ("Supplementary Figure S1 | Workflow.", "Supplementary Figure S1 | "),
+        ("Figure 2 Lateral view.", "Figure 2 "),
+    ]:
+        assert figure_label(caption) == label, caption
+        assert strip_figure_label(caption) == caption[len(label) :]
+    # Not a label: no number, a word that only starts like one, a label later in the text.
+    for caption in ("Figure showing the lesion.", "Figurehead 3 of the ship.", "Chest CT, see Figure 4."):
+        assert figure_label(caption) is None and strip_figure_label(caption) == caption
+    assert clean_caption("Figure 10.") == ""
     with pytest.raises(ValueError, match="valid styles: iu_xray, mimic_cxr, caption"):
         clean_report("x", "nope")
 
@@ -131,10 +158,13 @@ def test_encode_decode_round_trip(vocab):
     assert vocab.encode("the heart is normal .", max_length=4) == [START_ID, vocab.token_to_id("the"), vocab.token_to_id("heart"), END_ID]
 
 
-def test_min_count_and_max_words():
+def test_min_count_and_max_size():
     texts = ["a a a b b c", "a b d"]
     assert Vocabulary.build(texts, min_count=2).words == ["a", "b"]
-    assert Vocabulary.build(texts, min_count=1, max_words=2).words == ["a", "b"]
+    # max_size bounds the vocabulary (most frequent words, ties by word), not a caption's length.
+    assert Vocabulary.build(texts, min_count=1, max_size=2).words == ["a", "b"]
+    assert Vocabulary.build(texts, min_count=1, max_size=3).words == ["a", "b", "c"]
+    assert len(Vocabulary.build(texts, min_count=1, max_size=3)) == 4 + 3
     with pytest.raises(ValueError, match="reserved"):
         Vocabulary(["<end>", "x"])
 

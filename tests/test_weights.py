@@ -95,3 +95,95 @@ def test_path_policy_loads_a_saved_weights_file(tmp_path, keras_home):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     fresh, _ = mw.build_backbone("vgg16", "none", input_shape=(32, 32, 3), classes=3)
     assert not np.array_equal(np.asarray(fresh.weights[0]), np.asarray(source.weights[0]))
+
+
+def _legacy_h5(model, path):
+    """Writes `model`'s weights the way Keras' ImageNet release files are
+    written (the legacy HDF5 layout that `load_weights` matches by layer order)."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    return path
+
+
+def _built_the_imagenet_way(backbone, weights_file, shape):
+    """`keras.applications.<Constructor>(weights="imagenet")` with Keras' download
+    answered by `weights_file`: the architecture Keras gives ImageNet weights."""
+    import importlib
+    from unittest import mock
+
+    import keras
+
+    constructor = mw.backbone_spec(backbone).constructor
+    module = importlib.import_module(getattr(keras.applications, constructor).__module__)
+    with mock.patch.object(module.file_utils, "get_file", return_value=str(weights_file)):
+        return getattr(keras.applications, constructor)(weights="imagenet", include_top=False, input_shape=shape)
+
+
+@pytest.mark.parametrize("backbone", sorted(mw.BACKBONES))
+def test_every_backbone_with_a_weights_file_is_the_imagenet_model(backbone, tmp_path, keras_home):
+    """Keras adds EfficientNet's last stem layer, Rescaling(1/sqrt(stddev)),
+    only for weights="imagenet"; built with weights=None and the file loaded
+    afterwards, the network saw its inputs about 2x too small. Whatever the
+    source (a path, the Keras cache, a later load_weights), our backbone
+    must give the same output as the ImageNet-built Keras model on the same
+    image, for every backbone we know."""
+    import keras
+
+    shape = (32, 32, 3)
+    keras.utils.set_random_seed(3)
+    donor = getattr(keras.applications, mw.backbone_spec(backbone).constructor)(
+        weights=None, include_top=False, input_shape=shape
+    )
+    weights_file = _legacy_h5(donor, tmp_path / mw.backbone_spec(backbone).file(include_top=False))
+    reference = _built_the_imagenet_way(backbone, weights_file, shape)
+    image = np.random.default_rng(0).uniform(0, 255, (2, *shape)).astype("float32")
+    expected = reference.predict(image, verbose=0)
+
+    from_path, _ = mw.build_backbone(backbone, str(weights_file), include_top=False, input_shape=shape)
+    cached = keras_home / "models" / weights_file.name
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(weights_file.read_bytes())
+    from_cache, record = mw.build_backbone(backbone, "auto", include_top=False, input_shape=shape)
+    assert record.pretrained and record.source == str(cached)
+    loaded_later, _ = mw.build_backbone(backbone, "none", include_top=False, input_shape=shape)
+    loaded_later.load_weights(str(weights_file))
+    for model in (from_path, from_cache, loaded_later):
+        assert [type(layer).__name__ for layer in model.layers] == [type(layer).__name__ for layer in reference.layers]
+        np.testing.assert_allclose(model.predict(image, verbose=0), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_efficientnet_built_without_the_stem_layer_differs_by_the_stem_scale(tmp_path):
+    """What the comparison above guards against: Keras' weights=<path> build of
+    EfficientNetB0 lacks the stem layer, and its first convolution sees
+    inputs scaled by sqrt(stddev), about 0.47 (the test above has teeth)."""
+    import keras
+
+    shape = (32, 32, 3)
+    keras.utils.set_random_seed(3)
+    donor = keras.applications.EfficientNetB0(weights=None, include_top=False, input_shape=shape)
+    weights_file = _legacy_h5(donor, tmp_path / "efficientnetb0_notop.h5")
+    plain = keras.applications.EfficientNetB0(weights=str(weights_file), include_top=False, input_shape=shape)
+    ours, _ = mw.build_backbone("efficientnetb0", str(weights_file), include_top=False, input_shape=shape)
+    image = np.random.default_rng(0).uniform(0, 255, (2, *shape)).astype("float32")
+
+    def stem_input(model):
+        return keras.Model(model.input, model.get_layer("stem_conv_pad").input).predict(image, verbose=0)
+
+    ratio = stem_input(plain) / stem_input(ours)
+    np.testing.assert_allclose(ratio.mean(axis=(0, 1, 2)), np.sqrt([0.229, 0.224, 0.225]), rtol=1e-4)
+
+
+def test_pretrained_weights_require_their_pixel_normalization():
+    pretrained = mw.WeightsRecord("vgg16", "auto", True, "/cache/vgg16.h5", "/cache/vgg16.h5")
+    random = mw.WeightsRecord("vgg16", "none", False, "random init (weights=none)")
+    mw.check_pixel_normalization("vgg16", "imagenet_caffe", pretrained)
+    mw.check_pixel_normalization("vgg16", "unit", random)
+    with pytest.raises(ValueError, match=r"vgg16 weights: its ImageNet weights expect normalization='imagenet_caffe'"):
+        mw.check_pixel_normalization("vgg16", "imagenet_torch", pretrained)
+    with pytest.raises(ValueError, match="expect normalization='imagenet_torch'"):
+        mw.check_pixel_normalization("densenet121", "imagenet_caffe", {"pretrained": True})
+    with pytest.raises(ValueError, match="expect normalization='none'"):
+        mw.check_pixel_normalization("efficientnetb0", "unit", {"pretrained": True})

@@ -15,8 +15,15 @@
                                         parentImage[@id]
     <source>/NLMCXR_png/<parentImage id>.png
 
-When both are present, (a) is read; `options["format"]` ("auto", "r2gen",
-"openi") forces one.
+When both are present, the variant decides: `r2gen` reads (a), whose split
+it is, and `random_721` reads (b), the full release paper 002 describes;
+`options["format"]` ("auto", "r2gen", "openi") forces one. `info["format"]`,
+`info["source"]`, `info["studies"]` and `info["images"]` say which source a
+run read and how much of it. The two are not the same size: R2Gen's file
+keeps the 2,955 studies with a FINDINGS section (2,069 / 296 / 590), while
+paper 002's "3,955 reports and 7,470 images" (section 4.1) are the OpenI
+release's counts, so a 7:2:1 split of annotation.json is a split of about
+three quarters of the paper's data.
 
 Variants (splits):
 
@@ -88,6 +95,8 @@ FORMATS = ("auto", "r2gen", "openi")
 VARIANTS = ("r2gen", "random_721")
 RANDOM_721 = {"train": 0.7, "val": 0.2, "test": 0.1}
 DEFAULT_OPTIONS: dict[str, Any] = {"format": "auto", "check_images": "exists"}
+#: `info["source"]` of each layout.
+SOURCE_NAMES = {"r2gen": f"R2Gen {ANNOTATION_NAME}", "openi": f"OpenI XML release ({XML_DIR}/, {PNG_DIR}/)"}
 #: OpenI exclusion counts in `info`, in the order their rules apply.
 OPENI_EXCLUSIONS = ("studies_without_images", "studies_without_sections")
 _STUDY_NUMBER = re.compile(r"^(CXR\d+)")
@@ -133,7 +142,7 @@ class IUXraySource:
         source_dir = Path(source_dir)
         if not source_dir.is_dir():
             raise DataError("source directory not found", file=source_dir)
-        layout = _detect_layout(source_dir, opts["format"])
+        layout = _detect_layout(source_dir, opts["format"], variant)
         if variant == "r2gen" and layout != "r2gen":
             raise DataError(
                 f"variant 'r2gen' needs R2Gen's {ANNOTATION_NAME} (its split); use variant 'random_721' for the OpenI release",
@@ -154,6 +163,8 @@ class IUXraySource:
             studies, openi_counts = _read_openi(source_dir, opts["check_images"], fail)
             info.update(openi_counts)
         info["studies"] = len(studies)
+        info["images"] = sum(len(study["images"]) for study in studies)
+        info["source"] = SOURCE_NAMES[layout]
 
         splits: dict[str, list[dict[str, Any]]] = {name: [] for name in SPLIT_NAMES}
         if variant == "r2gen":
@@ -227,9 +238,11 @@ class IUXraySource:
         return out_dir
 
 
-def _detect_layout(source_dir: Path, requested: str) -> str:
+def _detect_layout(source_dir: Path, requested: str, variant: str) -> str:
     has_r2gen = (source_dir / ANNOTATION_NAME).is_file()
     has_openi = (source_dir / XML_DIR).is_dir()
+    if requested == "auto" and variant == "random_721" and has_openi:
+        return "openi"  # the release paper 002 counts (module docstring)
     if requested == "r2gen" or (requested == "auto" and has_r2gen):
         if not has_r2gen:
             raise DataError("R2Gen annotation file not found", file=source_dir / ANNOTATION_NAME)

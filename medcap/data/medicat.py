@@ -1,6 +1,9 @@
 """MediCat (Subramanian et al., 2020) as used by paper 000 (Model-80 / Model-70).
 
-On-disk format of the download (facts from the dataset's documentation):
+On-disk format of the download (facts from the dataset's README and
+sample at github.com/allenai/medicat): the release tarball
+`medicat_release.tar.gz` (about 104 GB) unpacks into `release/`, which is
+`<source>`:
 
     <source>/s2_full_figures_oa_nonroco_combined_medical_top4_public.jsonl
     <source>/figures/{pdf_hash}_{fig_uri}
@@ -16,9 +19,22 @@ uses 50,000 of them; section 4.4 splits them 80/10/10 (Model-80) and
 * caption = `s2_caption`; when it is null or blank, `s2orc_caption` (the
   fallbacks are counted in `info["caption_fallbacks"]`); neither is an error
   on field `s2_caption`.
-* "words" = whitespace-separated tokens of the raw caption; captions longer
-  than `max_words` (20) are filtered by the paper's rule and counted in
-  `info["filtered_long_captions"]`, not reported as errors.
+* the figure label that opens MediCat captions ("Figure 4.", "Fig 3.",
+  "Fig. 1.", see `medcap.text.FIGURE_LABEL`) is removed from `report_clean`
+  by default (`options["strip_figure_label"]`, True): kept, it gives every
+  caption a free "figure N" unigram and bigram match and an easy first word.
+  `info["figure_labels"]` counts the captions that had one (before the length
+  filter and the sample) and `info["figure_labels_stripped"]` says whether
+  they were removed. `report` keeps the caption as released.
+* "words" = the tokens the model trains on: the whitespace tokens of the
+  cleaned caption (`report_clean`, label removed or not), not of the raw
+  caption, whose "CT-guided"/"(arrow)" count differently. Captions of more
+  than `max_words` (20) such tokens are filtered by the paper's rule and
+  counted in `info["filtered_long_captions"]`; captions with no token left
+  (e.g. a bare "Figure 2.") are filtered and counted in
+  `info["empty_captions"]`. Neither is an error. `max_words` is the one
+  length setting of paper 000: the model80 task reads it from
+  `data.options.max_words` for the prefix width and the decode length.
 * the 50,000 figures are a uniform sample without replacement of the kept
   figures, drawn with `numpy.random.default_rng(split_seed)`; the rest is
   counted in `info["sampled_out"]` (`options["max_figures"]` changes 50,000).
@@ -27,15 +43,22 @@ uses 50,000 of them; section 4.4 splits them 80/10/10 (Model-80) and
   paper never cross splits (`medcap.data.io.group_split`, `split_seed`).
   Variants: `model80` (80/10/10, default) and `model70` (70/15/15).
 * `id` = `{pdf_hash}_{fig_uri}` (the figure's file name, unique);
-  `report_clean` = `clean_report(caption, "caption")`.
+  `report_clean` = `medcap.text.clean_caption(caption)` (the `caption` style).
 
 Images are checked per `options["check_images"]` ("exists" by default,
 "decode" to decode every sampled figure, "none"); only the sampled figures
 are checked.
 
-The synthetic tree (`synthesize`) has the same layout: `num` figures with
-captions of at most 20 words, plus `max(1, num // 20)` figures whose caption
-is longer (the filter has something to filter), and `synthetic_truth.json`.
+The synthetic tree (`synthesize`) has the same layout and record format
+(`fig_key` "Figure4", `fig_uri` "3-Figure4-1.png", `oa_info` with a nested
+`oa` block): `num` figures with captions of at most 20 cleaned words, plus
+`max(1, num // 20)` figures whose caption is longer (the filter has something
+to filter), and `synthetic_truth.json`. Captions open with a figure label in
+the styles of the real release ("Figure 4. ", "Fig 3. ", "Fig. 1. ", and a
+few "FIGURE 2: " / "Figure 2 "), numbered as the figure's `fig_uri`; one in
+twenty has none. The label style is drawn from a generator of its own, so
+the findings, captions and pixels are those the same seed drew before labels
+were written.
 """
 
 from __future__ import annotations
@@ -50,7 +73,7 @@ from medcap.data import io as dio
 from medcap.data import synthetic
 from medcap.data.base import SPLIT_NAMES, CheckReport, DataError, ReadResult
 from medcap.registry import DATASETS
-from medcap.text import clean_report
+from medcap.text import clean_caption, figure_label, tokenize
 
 JSONL_NAME = "s2_full_figures_oa_nonroco_combined_medical_top4_public.jsonl"
 FIGURES_DIR = "figures"
@@ -58,7 +81,24 @@ VARIANT_FRACTIONS: dict[str, tuple[float, float, float]] = {
     "model80": (0.8, 0.1, 0.1),
     "model70": (0.7, 0.15, 0.15),
 }
-DEFAULT_OPTIONS: dict[str, Any] = {"max_figures": 50_000, "max_words": 20, "check_images": "exists"}
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "max_figures": 50_000,
+    "max_words": 20,
+    "strip_figure_label": True,
+    "check_images": "exists",
+}
+#: Label styles of the synthetic captions and their weights; the first three
+#: are the styles of the MediCat release's own sample.
+_LABEL_STYLES: tuple[tuple[str, float], ...] = (
+    ("Figure {n}. ", 0.45),
+    ("Fig. {n}. ", 0.2),
+    ("Fig {n}. ", 0.1),
+    ("FIGURE {n}: ", 0.1),
+    ("Figure {n} ", 0.1),
+    ("", 0.05),
+)
+#: Keeps the label generator's stream apart from the tree's.
+_LABEL_SEED_OFFSET = 104_729
 
 
 def _text_field(record: dict[str, Any], key: str) -> str | None:
@@ -96,6 +136,12 @@ class MediCatSource:
         unknown = sorted(set(opts) - set(DEFAULT_OPTIONS))
         if unknown:
             raise DataError(f"unknown MediCat options {unknown}; valid: {', '.join(DEFAULT_OPTIONS)}")
+        max_words = opts["max_words"]
+        if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1:
+            raise DataError(f"MediCat option max_words={max_words!r}: expected an integer >= 1")
+        strip_label = opts["strip_figure_label"]
+        if not isinstance(strip_label, bool):
+            raise DataError(f"MediCat option strip_figure_label={strip_label!r}: expected true or false")
         source_dir = Path(source_dir)
         jsonl = source_dir / JSONL_NAME
         if not jsonl.is_file():
@@ -110,7 +156,7 @@ class MediCatSource:
 
         kept: list[dict[str, Any]] = []
         seen: dict[str, int] = {}
-        filtered = fallbacks = records = 0
+        filtered = empty = fallbacks = records = labels = 0
         for line, record in dio.iter_jsonl(jsonl):
             records += 1
             if isinstance(record, DataError):
@@ -137,10 +183,24 @@ class MediCatSource:
                 fail(DataError(f"duplicate figure {figure_id} (first on line {seen[figure_id]})", field="fig_uri", **where))
                 continue
             seen[figure_id] = line
-            if len(caption.split()) > opts["max_words"]:
+            labels += figure_label(caption) is not None
+            cleaned = clean_caption(caption, strip_label=strip_label)
+            words = len(tokenize(cleaned))
+            if words == 0:
+                empty += 1
+                continue
+            if words > max_words:
                 filtered += 1
                 continue
-            kept.append({"line": line, "id": figure_id, "pdf_hash": record["pdf_hash"].strip(), "caption": caption})
+            kept.append(
+                {
+                    "line": line,
+                    "id": figure_id,
+                    "pdf_hash": record["pdf_hash"].strip(),
+                    "caption": caption,
+                    "cleaned": cleaned,
+                }
+            )
 
         sampled_out = 0
         if len(kept) > opts["max_figures"]:
@@ -162,7 +222,7 @@ class MediCatSource:
                     "patient_id": item["pdf_hash"],
                     "image": str(image),
                     "report": item["caption"],
-                    "report_clean": clean_report(item["caption"], "caption"),
+                    "report_clean": item["cleaned"],
                 }
             )
 
@@ -180,7 +240,10 @@ class MediCatSource:
             "split_grouping": "pdf_hash",
             "records": records,
             "filtered_long_captions": filtered,
-            "max_words": opts["max_words"],
+            "empty_captions": empty,
+            "max_words": max_words,
+            "figure_labels": labels,
+            "figure_labels_stripped": strip_label,
             "max_figures": opts["max_figures"],
             "sampled_out": sampled_out,
             "caption_fallbacks": fallbacks,
@@ -207,6 +270,9 @@ class MediCatSource:
         lines = []
         pdf_hash = ""
         figure_in_paper = papers = 0
+        label_rng = np.random.default_rng([seed, _LABEL_SEED_OFFSET])
+        label_styles = [style for style, _ in _LABEL_STYLES]
+        label_weights = np.array([weight for _, weight in _LABEL_STYLES])
         for index in range(num + num_long):
             # Papers hold 1-4 figures, so the grouped split has groups to keep.
             if figure_in_paper == 0:
@@ -214,17 +280,21 @@ class MediCatSource:
                 figure_in_paper = int(rng.integers(1, 5))
                 papers += 1
             figure_in_paper -= 1
-            fig_uri = f"{index % 7 + 1}-Figure{figure_in_paper + 1}-1.png"
+            number = figure_in_paper + 1
+            fig_uri = f"{index % 7 + 1}-Figure{number}-1.png"
             findings = synthetic.sample_findings(rng)
             caption = synthetic.write_report(findings, rng, "caption")
             if index in long_positions:
                 caption = _long_caption(caption, findings, rng)
+            style = label_styles[int(label_rng.choice(len(label_styles), p=label_weights / label_weights.sum()))]
+            caption = style.format(n=number) + caption
             references = None
             if rng.random() < 0.6:
-                references = [f"As shown in Figure {figure_in_paper + 1}, {synthetic.write_report(findings, rng, 'impression').lower()}"]
+                references = [f"As shown in Figure {number}, {synthetic.write_report(findings, rng, 'impression').lower()}"]
+            doi = f"10.0000/synthetic.{papers}"
             record = {
                 "pdf_hash": pdf_hash,
-                "fig_key": f"{pdf_hash}_{figure_in_paper + 1}",
+                "fig_key": f"Figure{number}",
                 "fig_uri": fig_uri,
                 "s2_caption": caption,
                 "s2orc_caption": caption if rng.random() < 0.8 else None,
@@ -232,7 +302,18 @@ class MediCatSource:
                 "radiology": True,
                 "scope": False,
                 "predicted_type": "Medical images",
-                "oa_info": {"license": "CC BY", "doi": f"10.0000/synthetic.{papers}"},
+                "oa_info": {
+                    "doi": doi,
+                    "doi_url": f"https://doi.org/{doi}",
+                    "oa": {
+                        "is_oa": True,
+                        "oa_status": "gold",
+                        "journal_is_oa": True,
+                        "journal_is_in_doaj": True,
+                        "license": "cc-by",
+                        "provenance": "unpaywall",
+                    },
+                },
             }
             image = synthetic.draw_radiograph(findings, rng, size=image_size)
             (out_dir / FIGURES_DIR / f"{pdf_hash}_{fig_uri}").write_bytes(synthetic.encode_png(image))
@@ -248,9 +329,10 @@ def _json_line(record: dict[str, Any]) -> str:
 
 
 def _long_caption(caption: str, findings: dict[str, bool], rng: np.random.Generator) -> str:
-    """A caption over the paper's 20-word limit, still describing `findings`."""
+    """A caption over the paper's 20-word limit (in cleaned words, label
+    excluded), still describing `findings`."""
     text = f"{caption} {synthetic.write_report(findings, rng, 'findings')}"
-    while len(text.split()) <= synthetic.CAPTION_MAX_WORDS:
+    while len(tokenize(clean_caption(text))) <= synthetic.CAPTION_MAX_WORDS:
         text += " Image courtesy of the authors."
     return text
 

@@ -18,6 +18,19 @@ On-disk layout (the official downloads, unpacked under one `source_dir`):
 
 `options["ed_dir"]` / `options["reports_dir"]` point elsewhere when the ED
 module or the reports are unpacked apart from the JPG tree.
+
+Demographics and versions (paper 001, 4.1 combines MIMIC-CXR, MIMIC-IV and
+MIMIC-IV-ED). `edstays` has `gender` and `race` from MIMIC-IV-ED 2.0 on
+(2.0, 2.2); MIMIC-IV-ED 1.0's `edstays` has only subject_id, hadm_id,
+stay_id, intime, outtime (MIT-LCP's mimic-code build scripts for 1.0 and
+2.0). For 1.0, `options["mimic_iv_dir"]` names the MIMIC-IV directory:
+gender then comes from `patients` (every version), race from `admissions`,
+whose column is `race` from MIMIC-IV 2.0 on and `ethnicity` in 0.4/1.0;
+both tables are in `hosp/` from 2.0 on and in `core/` before (either is
+found, plain or gzipped). Only the columns edstays lacks are taken from
+MIMIC-IV; `info["demographics_source"]` names each one's source. Without
+the option, an edstays without them is an error naming the file.
+
 `options["check_images"]` (`medcap.data.io.IMAGE_CHECKS`): "exists"
 (default) or "decode" for each kept study's image; `check()` decodes.
 `options["image_format"]` (`IMAGE_FORMATS`): "jpg" or "dcm" reads only that
@@ -41,9 +54,17 @@ Every choice below is ours where the paper is silent:
   (`93041.5` = 09:30:41.5); it is zero-padded to 6 digits before the point.
 * **Features (paper 001, 4.1).** The 6 vitals in `VITAL_NAMES` order (o2sat,
   heart rate, respiratory rate, sbp, dbp, temperature) and the triage chief
-  complaint come from `triage`; gender and race from `edstays`; the ICD title
+  complaint come from `triage`; gender and race from `edstays` (or MIMIC-IV,
+  above: gender = `patients.gender` of the subject; race = `admissions`
+  race/ethnicity of the stay's own admission (edstays `hadm_id`), else of
+  the subject's admission whose admittime is nearest the stay's intime;
+  none -> unknown, counted in `info["stays_without_mimic_iv_*"]`); the ICD title
   is the stay's primary diagnosis (`seq_num` 1; the smallest seq_num when 1
-  is absent; `""` and counted when the stay has no diagnosis row).
+  is absent; `""` and counted when the stay has no diagnosis row). It is
+  coded at the ED stay and can name a target finding ("Pleural effusion,
+  not elsewhere classified"); the paper feeds it to the model, and the
+  model option `use_icd_title: false` (experiments/mtl_tp_no_icd.py) leaves
+  it out to measure that leak.
 * **Acuity** is the triage ESI level, 1 = most acute .. 5 = least acute.
   A stay without acuity cannot give a target: the study is excluded and
   counted (`info["missing_acuity"]`).
@@ -56,8 +77,23 @@ Every choice below is ours where the paper is silent:
 * **Report.** `report` keeps the FINDINGS and IMPRESSION section bodies,
   stripped, joined by a blank line, without their headers (both are what
   report-generation work on MIMIC-CXR predicts; history/indication/comparison
-  are not). `FINDINGS AND IMPRESSION:`-style headers count as both. A report
-  with neither section is excluded and counted (`studies_without_sections`).
+  are not). Sections follow the facts of MIT-LCP's mimic-cxr section parser
+  (txt/section_parser.py), in our own code (`report_sections`): a header is
+  an upper-case label at the start of a line followed by a colon; it is
+  lower-cased, its spaces collapsed, and mapped through `SECTION_NAMES`
+  (MIT-LCP's frequent headers and typo map: `FINDNGS:` -> findings,
+  `IMPRESSON:` -> impression, `CONCLUSION:` -> impression, `FINDINGS AND
+  IMPRESSION:` -> impression), else named by a `MAIN_SECTIONS` word it
+  contains, else, when it describes the study (`STUDY_DESCRIPTIONS`:
+  `CHEST, TWO VIEWS:`, `PA AND LATERAL CHEST:`, `PORTABLE AP:`), it opens
+  the findings. Ours: any other label (LUNGS:, HEART:, PLEURA:, BONES:,
+  MEDIASTINUM:, NOTE: ...) opens no section and stays in the body it is in,
+  so the findings keep their subsection labels and text (MIT-LCP opens a
+  section at every label); a study-description label met inside the
+  findings or impression stays there too. A repeated section keeps its last
+  non-empty body (MIT-LCP's rule). MIT-LCP's per-study overrides and its
+  last-paragraph fallback are not used: a report with neither section is
+  excluded and counted (`studies_without_sections`).
   `report_clean` = `clean_report(report, "mimic_cxr")` (R2Gen's cleaner).
 * **Plausible vital ranges** (paper 001, 3.2: "physiologically implausible
   values ... were excluded"), inclusive, in MIMIC-IV-ED's units:
@@ -74,8 +110,13 @@ Every choice below is ours where the paper is silent:
   clipped, so they may fall outside [0, 1]. A constant vital scales to 0.
   `vitals` holds the scaled values, `vitals_raw` the cleaned unscaled ones.
 * **Categoricals** (3.2) are one-hot: `gender_onehot` over `GENDERS`
-  (F, M, unknown); `race_onehot` over `RACE_GROUPS`: MIMIC-IV's race strings
-  grouped by their prefix (WHITE*/PORTUGUESE -> white, BLACK* -> black,
+  (F, M, unknown). The paper counts gender among its "binary variables"
+  ("converted to numerical representations"); we keep a third `unknown`
+  slot, a departure: captioning from an image alone (`medcap caption`)
+  and a subject MIMIC-IV has no gender for need a value that is neither F
+  nor M, and a 0/1 input would have to call them one of the two.
+  `race_onehot` over `RACE_GROUPS`: MIMIC-IV's race strings grouped by
+  their prefix (WHITE*/PORTUGUESE -> white, BLACK* -> black,
   HISPANIC*/SOUTH AMERICAN -> hispanic, ASIAN* -> asian, UNKNOWN / UNABLE
   TO OBTAIN / PATIENT DECLINED TO ANSWER / blank -> unknown, anything else
   (AMERICAN INDIAN, NATIVE HAWAIIAN, MULTIPLE RACE, OTHER, ...) -> other).
@@ -193,12 +234,23 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "reports_dir": "",
     "check_images": "exists",
     "image_format": "auto",
+    "mimic_iv_dir": "",
 }
 
 METADATA_COLUMNS = ("dicom_id", "subject_id", "study_id", "ViewPosition", "StudyDate", "StudyTime")
 CHEXPERT_COLUMNS = ("subject_id", "study_id", *CHEXPERT_LABELS)
 SPLIT_COLUMNS = ("dicom_id", "study_id", "subject_id", "split")
-STAYS_COLUMNS = ("subject_id", "stay_id", "intime", "outtime", "gender", "race")
+STAYS_COLUMNS = ("subject_id", "stay_id", "intime", "outtime")
+#: In edstays from MIMIC-IV-ED 2.0 on; MIMIC-IV-ED 1.0's edstays has neither.
+STAYS_DEMOGRAPHICS = ("gender", "race")
+MIMIC_IV_PATIENTS = "patients"
+MIMIC_IV_ADMISSIONS = "admissions"
+#: Where MIMIC-IV keeps patients/admissions: `hosp/` from 2.0 on, `core/` in 0.4 and 1.0.
+MIMIC_IV_MODULES = ("hosp", "core")
+PATIENTS_COLUMNS = ("subject_id", "gender")
+ADMISSIONS_COLUMNS = ("subject_id", "hadm_id", "admittime")
+#: The race column of admissions: `race` from MIMIC-IV 2.0 on, `ethnicity` before.
+ADMISSIONS_RACE_COLUMNS = ("race", "ethnicity")
 TRIAGE_COLUMNS = ("subject_id", "stay_id", *VITAL_NAMES, "acuity", "chiefcomplaint")
 DIAGNOSIS_COLUMNS = ("subject_id", "stay_id", "seq_num", "icd_title")
 
@@ -254,6 +306,11 @@ def parse_int_id(value: str) -> int:
     if not text.isdigit():
         raise ValueError(f"expected an integer id, got {value!r}")
     return int(text)
+
+
+def parse_optional_id(value: str) -> int | None:
+    """An id column that may be blank (edstays `hadm_id`: no admission)."""
+    return parse_int_id(value) if value.strip() else None
 
 
 def parse_optional_float(value: str) -> float:
@@ -374,37 +431,155 @@ def normalize_text(text: str) -> str:
     return " ".join(ABBREVIATIONS.get(word, word) for word in text.split())
 
 
-_SECTION_HEADER = re.compile(r"^[ \t]*([A-Z][A-Z &/()-]{1,60}?)[ \t]*:", re.MULTILINE)
-_FINDINGS_HEADERS = ("FINDINGS", "FINDING")
-_IMPRESSION_HEADERS = ("IMPRESSION", "IMPRESSIONS", "CONCLUSION", "CONCLUSIONS")
-_HEADER_JOINER = re.compile(r"\s+AND\s+|\s*[/&]\s*")
+#: MIMIC-CXR section headers (lower-case, spaces collapsed) -> section name:
+#: the frequent headers and the typo map of MIT-LCP's published mimic-cxr
+#: section parser (txt/section_parser.py), whose counts over the whole
+#: release set the list. Ours: `ndication` maps to indication (MIT-LCP:
+#: impression), and `conclusions` is added beside MIT-LCP's `conclusion`.
+SECTION_NAMES: dict[str, str] = {
+    "impression": "impression",
+    "comparison": "comparison",
+    "indication": "indication",
+    "findings": "findings",
+    "examination": "examination",
+    "technique": "technique",
+    "history": "history",
+    "comparisons": "comparison",
+    "clinical history": "history",
+    "reason for examination": "indication",
+    "notification": "notification",
+    "reason for exam": "indication",
+    "clinical information": "history",
+    "exam": "examination",
+    "clinical indication": "indication",
+    "conclusion": "impression",
+    "conclusions": "impression",
+    "chest, two views": "findings",
+    "recommendation(s)": "recommendations",
+    "type of examination": "examination",
+    "reference exam": "comparison",
+    "patient history": "history",
+    "addendum": "addendum",
+    "comparison exam": "comparison",
+    "date": "date",
+    "comment": "comment",
+    "findings and impression": "impression",
+    "wet read": "wet read",
+    "comparison film": "comparison",
+    "recommendations": "recommendations",
+    "findings/impression": "impression",
+    "pfi": "history",
+    "recommendation": "recommendations",
+    "wetread": "wet read",
+    # Misspellings found in the release.
+    "ndication": "indication",
+    "impresson": "impression",
+    "imprression": "impression",
+    "imoression": "impression",
+    "impressoin": "impression",
+    "imprssion": "impression",
+    "impresion": "impression",
+    "imperssion": "impression",
+    "mpression": "impression",
+    "impession": "impression",
+    "findings/ impression": "impression",
+    "finding": "findings",
+    "findins": "findings",
+    "findindgs": "findings",
+    "findgings": "findings",
+    "findngs": "findings",
+    "findnings": "findings",
+    "finidngs": "findings",
+    "idication": "indication",
+    "reference findings": "findings",
+    "comparision": "comparison",
+    "comparsion": "comparison",
+    "comparrison": "comparison",
+    "comparisions": "comparison",
+}
+#: A header containing one of these words is that section ("PRELIMINARY
+#: FINDINGS", "IMPRESSION AND RECOMMENDATIONS"), checked in this order.
+MAIN_SECTIONS: tuple[str, ...] = ("impression", "findings", "history", "comparison", "addendum")
+#: Headers that describe the study itself ("CHEST, PA AND LATERAL:",
+#: "PORTABLE AP CHEST:") introduce the findings.
+STUDY_DESCRIPTIONS: tuple[str, ...] = (
+    "chest",
+    "portable",
+    "pa and lateral",
+    "lateral and pa",
+    "ap and lateral",
+    "lateral and ap",
+    "frontal and",
+    "two views",
+    "frontal view",
+    "pa view",
+    "ap view",
+    "one view",
+    "lateral view",
+    "bone window",
+    "frontal upright",
+    "frontal semi-upright",
+    "ribs",
+    "pa and lat",
+)
+_STUDY_DESCRIPTION = re.compile("|".join(re.escape(words) for words in STUDY_DESCRIPTIONS))
+#: An upper-case label at the start of a line, then a colon and whitespace.
+_HEADER_CANDIDATE = re.compile(r"^[ \t]*([A-Z][A-Z ()/,&-]*?)[ \t]*:(?=\s|$)", re.MULTILINE)
+#: The sections that make up `report`.
+REPORT_SECTIONS: tuple[str, ...] = ("findings", "impression")
+
+
+def section_name(header: str) -> tuple[str, bool] | None:
+    """A header's normalised section name and whether only its wording as a
+    study description made it one; None when the label is not a section
+    header (e.g. LUNGS:, HEART:, a subsection label of the findings)."""
+    text = _SPACES.sub(" ", header).strip().lower()
+    if text in SECTION_NAMES:
+        return SECTION_NAMES[text], False
+    for name in MAIN_SECTIONS:
+        if name in text:
+            return name, False
+    if _STUDY_DESCRIPTION.search(text):
+        return "findings", True
+    return None
 
 
 def report_sections(text: str) -> dict[str, str]:
-    """Upper-case `HEADER:` sections of a MIMIC-CXR report -> {header: body}.
-    A repeated header keeps its first occurrence."""
+    """A MIMIC-CXR report -> {section name: stripped body} (module docstring).
+
+    Only known headers (`section_name`) open a section; any other upper-case
+    `LABEL:` stays in the body of the section it is in. Text before the first
+    header is `preamble`. A study-description header met inside the findings
+    or the impression is a label there, not a new section. When a section occurs more
+    than once its last non-empty body wins (MIT-LCP's rule)."""
+    starts: list[tuple[int, int, str]] = []
+    current = "preamble"
+    for match in _HEADER_CANDIDATE.finditer(text):
+        named = section_name(match.group(1))
+        if named is None:
+            continue
+        name, description_only = named
+        if description_only and current in REPORT_SECTIONS:
+            continue
+        starts.append((match.start(), match.end(), name))
+        current = name
     sections: dict[str, str] = {}
-    matches = list(_SECTION_HEADER.finditer(text))
-    for index, match in enumerate(matches):
-        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
-        header = _SPACES.sub(" ", match.group(1)).strip()
-        sections.setdefault(header, text[match.end() : end].strip())
+    preamble = text[: starts[0][0] if starts else len(text)].strip()
+    if preamble:
+        sections["preamble"] = preamble
+    for index, (_, body_start, name) in enumerate(starts):
+        end = starts[index + 1][0] if index + 1 < len(starts) else len(text)
+        body = text[body_start:end].strip()
+        if body or name not in sections:
+            sections[name] = body
     return sections
 
 
 def extract_report(text: str) -> str | None:
     """FINDINGS and IMPRESSION bodies joined by a blank line; None when the
     report has neither (module docstring)."""
-    findings = impression = ""
-    for header, body in report_sections(text).items():
-        words = set(_HEADER_JOINER.split(header))
-        if header in _FINDINGS_HEADERS and not findings:
-            findings = body
-        elif header in _IMPRESSION_HEADERS and not impression:
-            impression = body
-        elif words & set(_FINDINGS_HEADERS) and words & set(_IMPRESSION_HEADERS) and not findings:
-            findings = body  # "FINDINGS AND IMPRESSION:" holds both
-    parts = [part for part in (findings, impression) if part]
+    sections = report_sections(text)
+    parts = [sections[name] for name in REPORT_SECTIONS if sections.get(name)]
     return "\n\n".join(parts) if parts else None
 
 
@@ -446,9 +621,26 @@ class CsvRow:
             raise self.error(field, str(err)) from None
 
 
-def read_csv(path: Path, required: Sequence[str]) -> Iterator[CsvRow]:
+def csv_columns(path: Path) -> list[str]:
+    """The header of a `.csv` or `.csv.gz` (read alone, so a reader can tell
+    which release's layout a table has before reading its rows)."""
+    try:
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as handle:
+            first = handle.readline()
+    except (OSError, EOFError) as err:
+        raise DataError(f"cannot read the header: {err}", file=path, record="line 1") from None
+    try:
+        text = first.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        raise DataError("the header is not UTF-8", file=path, record="line 1") from None
+    return [name.strip() for name in next(csv.reader([text]), [])]
+
+
+def read_csv(path: Path, required: Sequence[str], optional: Sequence[str] = ()) -> Iterator[CsvRow]:
     """Rows of a `.csv` or `.csv.gz` with their physical line numbers (the
-    header is line 1). Missing columns and non-UTF-8 bytes name the file."""
+    header is line 1). Missing columns and non-UTF-8 bytes name the file.
+    `optional` columns are in `values` when the header has them."""
     text = read_text(path).removeprefix("\ufeff")
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
@@ -463,7 +655,7 @@ def read_csv(path: Path, required: Sequence[str]) -> Iterator[CsvRow]:
             record="line 1",
             field=missing[0],
         )
-    index = {name: header.index(name) for name in required}
+    index = {name: header.index(name) for name in (*required, *optional) if name in header}
     start = reader.line_num + 1
     for cells in reader:
         line, start = start, reader.line_num + 1
@@ -492,8 +684,8 @@ class _Errors:
         self.skipped.append(error)
 
 
-def _rows(path: Path, required: Sequence[str], errors: _Errors) -> Iterator[CsvRow]:
-    for row in read_csv(path, required):
+def _rows(path: Path, required: Sequence[str], errors: _Errors, optional: Sequence[str] = ()) -> Iterator[CsvRow]:
+    for row in read_csv(path, required, optional):
         if "__width__" in row.values:
             errors.handle(
                 DataError(f"row has {row.values['__width__']} cells, the header has a different count", file=path, record=f"line {row.line}")
@@ -519,6 +711,7 @@ class _Stay:
     outtime: dt.datetime
     gender: str
     race: str
+    hadm_id: int | None = None
 
 
 @dataclasses.dataclass
@@ -628,8 +821,21 @@ class _Reader:
 
     # -- ED ------------------------------------------------------------------
     def read_stays(self, path: Path) -> dict[int, list[_Stay]]:
+        """Stays per subject; gender and race from edstays when it has them
+        (MIMIC-IV-ED 2.0+), else from MIMIC-IV (`options["mimic_iv_dir"]`)."""
+        columns = csv_columns(path)
+        absent = [name for name in STAYS_DEMOGRAPHICS if name not in columns]
+        if absent and not self.options["mimic_iv_dir"]:
+            raise DataError(
+                f"no {' or '.join(absent)} column (MIMIC-IV-ED 1.0's edstays has no demographics; 2.0 and later "
+                "have gender and race): set options.mimic_iv_dir to the MIMIC-IV directory holding "
+                "hosp/patients.csv.gz and hosp/admissions.csv.gz (core/ in MIMIC-IV 1.0)",
+                file=path,
+                record="line 1",
+                field=absent[0],
+            )
         stays: dict[int, list[_Stay]] = defaultdict(list)
-        for row in _rows(path, STAYS_COLUMNS, self.errors):
+        for row in _rows(path, STAYS_COLUMNS, self.errors, optional=("hadm_id", *STAYS_DEMOGRAPHICS)):
             try:
                 subject = row.parse("subject_id", parse_int_id)
                 stay = row.parse("stay_id", parse_int_id)
@@ -637,11 +843,84 @@ class _Reader:
                 outtime = row.parse("outtime", parse_ed_time)
                 if outtime < intime:
                     raise row.error("outtime", f"outtime {outtime} is before intime {intime}")
+                hadm = row.parse("hadm_id", parse_optional_id) if "hadm_id" in row.values else None
             except DataError as err:
                 self.errors.handle(err)
                 continue
-            stays[subject].append(_Stay(stay, intime, outtime, row.values["gender"], row.values["race"]))
+            gender, race = (row.values.get(name, "") for name in STAYS_DEMOGRAPHICS)
+            stays[subject].append(_Stay(stay, intime, outtime, gender, race, hadm))
+        sources = {name: "edstays" for name in STAYS_DEMOGRAPHICS if name not in absent}
+        if absent:
+            sources.update(self.fill_demographics(stays, absent))
+        self.info["demographics_source"] = sources
         return stays
+
+    def mimic_iv_csv(self, stem: str) -> Path:
+        """`stem.csv[.gz]` under the MIMIC-IV directory: its `hosp/` (2.0+),
+        its `core/` (0.4, 1.0), or the directory itself."""
+        root = Path(self.options["mimic_iv_dir"])
+        if not root.is_dir():
+            raise DataError("options.mimic_iv_dir: the MIMIC-IV directory does not exist", file=root)
+        for folder in (*(root / module for module in MIMIC_IV_MODULES), root):
+            for name in (f"{stem}.csv", f"{stem}.csv.gz"):
+                if (folder / name).is_file():
+                    return folder / name
+        raise DataError(
+            f"missing file: expected hosp/{stem}.csv.gz (MIMIC-IV 2.0+) or core/{stem}.csv.gz (MIMIC-IV 1.0), "
+            "plain or gzipped",
+            file=root / "hosp" / f"{stem}.csv.gz",
+        )
+
+    def fill_demographics(self, stays: dict[int, list[_Stay]], absent: Sequence[str]) -> dict[str, str]:
+        """Sets the `absent` demographics of every stay from MIMIC-IV: gender
+        from patients, race from admissions (module docstring); returns each
+        one's source and counts the stays MIMIC-IV has no value for."""
+        sources: dict[str, str] = {}
+        if "gender" in absent:
+            path = self.mimic_iv_csv(MIMIC_IV_PATIENTS)
+            genders: dict[int, str] = {}
+            for row in _rows(path, PATIENTS_COLUMNS, self.errors):
+                try:
+                    genders[row.parse("subject_id", parse_int_id)] = row.values["gender"]
+                except DataError as err:
+                    self.errors.handle(err)
+            missing = 0
+            for subject, subject_stays in stays.items():
+                missing += len(subject_stays) * (subject not in genders)
+                for stay in subject_stays:
+                    stay.gender = genders.get(subject, "")
+            self.info["stays_without_mimic_iv_gender"] = missing
+            sources["gender"] = str(path)
+        if "race" in absent:
+            path = self.mimic_iv_csv(MIMIC_IV_ADMISSIONS)
+            columns = csv_columns(path)
+            race_column = next((name for name in ADMISSIONS_RACE_COLUMNS if name in columns), None)
+            if race_column is None:
+                raise DataError(
+                    f"missing column race (MIMIC-IV 2.0+) or ethnicity (MIMIC-IV 1.0); header has {', '.join(columns)}",
+                    file=path,
+                    record="line 1",
+                    field="race",
+                )
+            admissions: dict[int, list[tuple[int, dt.datetime, str]]] = defaultdict(list)
+            for row in _rows(path, (*ADMISSIONS_COLUMNS, race_column), self.errors):
+                try:
+                    subject = row.parse("subject_id", parse_int_id)
+                    hadm = row.parse("hadm_id", parse_int_id)
+                    admitted = row.parse("admittime", parse_ed_time)
+                except DataError as err:
+                    self.errors.handle(err)
+                    continue
+                admissions[subject].append((hadm, admitted, row.values[race_column]))
+            missing = 0
+            for subject, subject_stays in stays.items():
+                for stay in subject_stays:
+                    chosen = admission_for_stay(admissions.get(subject, ()), stay)
+                    missing += chosen is None
+                    stay.race = "" if chosen is None else chosen[2]
+            self.info["stays_without_mimic_iv_race"] = missing
+            sources["race"] = f"{path} ({race_column})"
+        return sources
 
     def read_triage(self, path: Path) -> dict[int, tuple[list[float], int | None, str]]:
         triage: dict[int, tuple[list[float], int | None, str]] = {}
@@ -764,6 +1043,20 @@ class _Reader:
             return study_dir / f"{dicom_id}.{image_format}"
         jpg, dcm = study_dir / f"{dicom_id}.jpg", study_dir / f"{dicom_id}.dcm"
         return dcm if not jpg.is_file() and dcm.is_file() else jpg
+
+
+def admission_for_stay(
+    admissions: Sequence[tuple[int, dt.datetime, str]], stay: _Stay
+) -> tuple[int, dt.datetime, str] | None:
+    """The stay's own admission (edstays `hadm_id`), else the subject's
+    admission whose admittime is nearest the stay's intime (ties: smallest
+    hadm_id); None when the subject has none."""
+    for admission in admissions:
+        if stay.hadm_id is not None and admission[0] == stay.hadm_id:
+            return admission
+    if not admissions:
+        return None
+    return min(admissions, key=lambda a: (abs((a[1] - stay.intime).total_seconds()), a[0]))
 
 
 def select_frontal(images: Sequence[_Image]) -> _Image | None:

@@ -18,7 +18,8 @@ Stable API (other modules import these; keep signatures):
         uint8 (size, size) image whose content carries the findings.
     write_report(findings, rng, style) -> str
         Text paraphrased from the findings; `style` is one of REPORT_STYLES:
-        "caption"    MediCat-like figure caption, at most 20 words;
+        "caption"    MediCat-like figure caption body (no figure label),
+                     at most 20 words after `medcap.text.clean_caption`;
         "findings"   FINDINGS-section prose (what R2Gen's IU annotation holds);
         "impression" a one- or two-sentence IMPRESSION;
         "report"     "FINDINGS: ...\\n\\nIMPRESSION: ..." as in MIMIC-CXR's
@@ -87,6 +88,8 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
+
+from medcap.text import clean_caption
 
 FINDINGS: tuple[str, ...] = (
     "Atelectasis",
@@ -579,7 +582,8 @@ def _caption(present: dict[str, bool], rng: np.random.Generator) -> str:
         return _pick(rng, _NORMAL_CAPTIONS)
     nouns = [_pick(rng, _PHRASES[name]["noun"]) for name in positives]
     text = f"{_pick(rng, _CAPTION_OPENINGS)} {_join_words(nouns)}."
-    if len(text.split()) > CAPTION_MAX_WORDS:  # many findings: shortest nouns
+    # Counted as the captioner counts them: "X-ray" is two cleaned words.
+    if len(clean_caption(text).split()) > CAPTION_MAX_WORDS:  # many findings: shortest nouns
         nouns = [min(_PHRASES[name]["noun"], key=lambda s: len(s.split())) for name in positives]
         text = f"Chest radiograph showing {_join_words(nouns)}."
     return text
@@ -642,6 +646,9 @@ def load_truth(path_or_dir: str | Path) -> dict[str, dict[str, bool]]:
 
 DEFAULT_IMAGE_SIZE = 256
 COMPLETE_MARKER = ".complete"
+#: Written into the marker; a tree written by another version of the writers is
+#: written again (e.g. MediCat captions gained their figure labels in version 2).
+WRITER_VERSION = 2
 
 
 def synthetic_dir(data_dir: str | Path, dataset: str, *, num: int, seed: int, image_size: int = DEFAULT_IMAGE_SIZE) -> Path:
@@ -673,18 +680,19 @@ def truth_for(data) -> dict[str, dict[str, bool]] | None:
 
 def ensure_synthetic(source, out_dir: str | Path, *, num: int, seed: int, image_size: int = DEFAULT_IMAGE_SIZE, force: bool = False) -> Path:
     """Writes `source`'s synthetic tree into `out_dir` unless a complete one is
-    there. A marker written last tells a finished tree from an interrupted one,
-    which is removed and written again."""
+    there. A marker written last tells a finished tree from an interrupted one
+    (or one from another `WRITER_VERSION`), which is removed and written again."""
     import shutil
 
     out = Path(out_dir)
     marker = out / COMPLETE_MARKER
-    if marker.exists() and not force:
+    stamp = f"ok v{WRITER_VERSION}"
+    if marker.is_file() and marker.read_text().strip() == stamp and not force:
         return out
     if out.exists():
         shutil.rmtree(out)
     written = Path(source.synthesize(out, num=num, seed=seed, image_size=image_size))
     if written.resolve() != out.resolve():
         raise RuntimeError(f"{source.name}.synthesize wrote to {written}, expected {out}")
-    marker.write_text("ok\n")
+    marker.write_text(stamp + "\n")
     return out

@@ -12,6 +12,7 @@ The trainer's entry points (details in each module's docstring):
     multilabel_metrics / ordinal_metrics / retrieval_metrics   # papers 001 and 002
     constant_baseline / random_train_baseline / nearest_train_baseline   # baselines
     results_table(ours, paper=..., baselines=..., synthetic=...)         # report
+    BertScorer(preset, model_type=..., layer=..., baseline=...).score(refs, cands)   # bertscore (paper 001)
 """
 
 from medcap.evaluation.baselines import (
@@ -20,6 +21,7 @@ from medcap.evaluation.baselines import (
     nearest_train_baseline,
     random_train_baseline,
 )
+from medcap.evaluation.bertscore import BertScorer, bertscore
 from medcap.evaluation.classification import (
     NextWordMetrics,
     decode_ordinal,
@@ -42,12 +44,14 @@ from medcap.evaluation.text_metrics import (
 )
 
 __all__ = [
+    "BertScorer",
     "COCO_KEYS",
     "Evaluation",
     "IdMismatchError",
     "MeteorJar",
     "NextWordMetrics",
     "OBSERVATIONS",
+    "bertscore",
     "bootstrap_ci",
     "ce_metrics",
     "choose_constant_report",

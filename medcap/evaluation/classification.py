@@ -9,7 +9,7 @@ API:
     encode_ordinal(levels, num_levels) -> (n, num_levels - 1) cumulative targets
     decode_ordinal(outputs, threshold=0.5) -> levels
     ordinal_metrics(y_true_levels, y_pred_levels) -> dict                       # paper 001 Table 4
-    retrieval_metrics(similarity, ks=(1, 5, 10)) -> dict                        # paper 002
+    retrieval_metrics(similarity, ks=(1, 5, 10), groups=None) -> dict           # paper 002
     cosine_similarity(a, b) -> (len(a), len(b))
 
 Next-word metrics (paper 000, section 5.1, Table 2). The paper reports
@@ -272,21 +272,55 @@ def cosine_similarity(a: Any, b: Any) -> np.ndarray:
     return a @ b.T
 
 
-def retrieval_ranks(similarity: Any) -> tuple[np.ndarray, np.ndarray]:
-    """1-based ranks of the matching pair: (image->text per image, text->image per text)."""
+def retrieval_ranks(
+    similarity: Any, groups: Sequence[Any] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """1-based ranks of the matching pair: (image->text per image, text->image per text).
+
+    `similarity[i, j]` scores image i against text j; pair i matches i. Ties
+    count against the query (`>=`): a constant similarity gets the worst rank.
+
+    `groups[j]` names text j's content (e.g. the text itself). Texts of one
+    group are one candidate: image i ranks the distinct groups by their best
+    similarity, and finding any text identical to its own is a hit; text j's
+    query is answered by any image whose text is in its group. Without
+    `groups` every text is its own group. On IU X-ray 45 of 295 test studies
+    share a verbatim report with another: identical texts embed identically,
+    so ungrouped `>=` ranking would push every member of a duplicate group
+    below its twins.
+    """
     sim = np.asarray(similarity, dtype=np.float64)
     if sim.ndim != 2 or sim.shape[0] != sim.shape[1]:
         raise ValueError(f"similarity must be square (pair i matches i), got {sim.shape}")
-    diagonal = np.diag(sim)
-    image_to_text = (sim >= diagonal[:, None]).sum(axis=1)
-    text_to_image = (sim >= diagonal[None, :]).sum(axis=0)
+    n = sim.shape[0]
+    if groups is None:
+        labels = np.arange(n)
+    else:
+        if len(groups) != n:
+            raise ValueError(f"groups has {len(groups)} entries for {n} texts")
+        _, labels = np.unique(np.asarray([str(g) for g in groups], dtype=object), return_inverse=True)
+        labels = np.asarray(labels).reshape(-1)
+    num_groups = int(labels.max()) + 1 if n else 0
+    # best similarity of each image to each group of texts: (n, num_groups)
+    group_sim = np.full((n, num_groups), -np.inf)
+    for g in range(num_groups):
+        group_sim[:, g] = sim[:, labels == g].max(axis=1)
+    own = group_sim[np.arange(n), labels]
+    image_to_text = (group_sim >= own[:, None]).sum(axis=1)
+    # text j: its best image among those of its group vs every other image
+    same = labels[:, None] == labels[None, :]  # same[i, j]: image i's text is in j's group
+    best_own_image = np.where(same, sim, -np.inf).max(axis=0)
+    text_to_image = 1 + (np.where(same, -np.inf, sim) >= best_own_image[None, :]).sum(axis=0)
     return image_to_text, text_to_image
 
 
-def retrieval_metrics(similarity: Any, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """Recall@K and median rank, image->text (`i2t/...`) and text->image (`t2i/...`)."""
+def retrieval_metrics(
+    similarity: Any, ks: Sequence[int] = (1, 5, 10), *, groups: Sequence[Any] | None = None
+) -> dict[str, float]:
+    """Recall@K and median rank, image->text (`i2t/...`) and text->image
+    (`t2i/...`); `groups` de-duplicates identical texts (`retrieval_ranks`)."""
     out: dict[str, float] = {}
-    for direction, ranks in zip(("i2t", "t2i"), retrieval_ranks(similarity)):
+    for direction, ranks in zip(("i2t", "t2i"), retrieval_ranks(similarity, groups)):
         for k in ks:
             out[f"{direction}/R@{k}"] = float(np.mean(ranks <= k))
         out[f"{direction}/median_rank"] = float(np.median(ranks))

@@ -29,6 +29,12 @@ Ours, where the paper is silent:
 * One Dense per categorical field (the paper's "a separate dense layer" is
   read as separate from the numeric one; gender and ethnicity each get their
   own, so the two are distinguishable tokens).
+* Gender is a categorical input here, a 3-way one-hot (F, M, unknown) with
+  its own Dense, although section 3.2 lists it among the "binary variables
+  [...] converted to numerical representations" (a single 0/1 number). The
+  `unknown` slot is kept on purpose: an image-only caption and a subject
+  with no recorded gender need a value that claims neither F nor M. The
+  block itself takes any one-hot width (`num_genders` of the model).
 * Dense activation ReLU (`activation`), embedding width = `hidden_dim`
   unless `text_embedding_dim` is given.
 * No positional encoding of the words inside a text field (each field is a

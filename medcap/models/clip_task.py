@@ -12,13 +12,17 @@ Pipeline:
    vocabulary is computed from the train reports) and saves its vocabulary
    and spec in the workdir (`text_vocab.txt`, `text_encoder.json`), so
    evaluation and captioning need only the workdir.
-2. Training pairs are (image, report): each study's `report_clean` is
-   tokenised once (keras-hub `BertTextClassifierPreprocessor`: `[CLS] ...
+2. Training pairs are (image, report): each study's original `report`,
+   whitespace-normalised (`encoder_text`), is tokenised once (keras-hub `BertTextClassifierPreprocessor`: `[CLS] ...
    [SEP]`, truncated to `sequence_length`), the image is decoded and
    normalised by the shared tf.data pipeline. Each epoch is shuffled by
    (seed, epoch); batches never straddle epochs and the last partial batch of
    an epoch is dropped (a contrastive batch of one teaches nothing). The
    target is a placeholder: the loss pairs image i with report i.
+   The encoder reads the original text, not `report_clean`: BioBERT is
+   cased, and R2Gen's cleaner lower-cases and detaches punctuation
+   ("word ."), text the pretrained encoder never saw. `report_clean` stays
+   the retrieved text, the reference and what is scored (R2Gen's protocol).
 3. `evaluate` (`medcap.models.clip_report.evaluate_run`): embeds the test
    images and test reports (Recall@1/5/10 both ways) and every train report
    (in batches, with a progress bar); each test image's report is the top-1
@@ -87,6 +91,12 @@ def first_view(image: Any) -> str:
     return str(image)
 
 
+def encoder_text(example: Example) -> str:
+    """What the text encoder reads: the original report, whitespace-normalised
+    (case and punctuation kept for a cased BioBERT; see the module docstring)."""
+    return " ".join(str(example["report"]).split())
+
+
 def normalized_rows(matrix: np.ndarray) -> np.ndarray:
     matrix = np.asarray(matrix, dtype=np.float32)
     return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
@@ -117,7 +127,7 @@ def top1_retrieval(
 class ClipTask(Task):
     """Paper 002: contrastive image-report dual encoder, reports by retrieval."""
 
-    input_keys = ("id", "image", "report_clean")
+    input_keys = ("id", "image", "report", "report_clean")
 
     def __init__(self, config: ExperimentConfig):
         super().__init__(config)
@@ -153,7 +163,7 @@ class ClipTask(Task):
         self.workdir = workdir
         spec = resolve_text_encoder(
             self.options["text_encoder_preset"],
-            train_reports=[e["report_clean"] for e in splits["train"]],
+            train_reports=[encoder_text(e) for e in splits["train"]],
             fallback_bert=self.preset["fallback_bert"],
             out_dir=workdir,
             lowercase=self.options["text_lowercase"],
@@ -193,6 +203,7 @@ class ClipTask(Task):
     # -- model ----------------------------------------------------------------
     def build_model(self):
         from medcap.models.clip_dual_encoder import ClipDualEncoder, build_text_backbone
+        from medcap.weights import check_pixel_normalization
 
         if self.text_spec is None:
             raise RuntimeError("ClipTask.build_model: call prepare() or restore() first")
@@ -204,6 +215,7 @@ class ClipTask(Task):
             encoder_weights=self.config.model.encoder_weights,
             **self.model_options,
         )
+        check_pixel_normalization(vision_info["backbone"], self.config.data.normalization, vision_info)
         self.weights_info = {**self.weights_info, "vision": vision_info}
         return model
 
@@ -238,7 +250,7 @@ class ClipTask(Task):
 
         if not examples:
             raise ValueError("no examples: the split is empty")
-        tokens = self.tokenize([e["report_clean"] for e in examples])
+        tokens = self.tokenize([encoder_text(e) for e in examples])
         columns = {
             "image": np.array([first_view(e["image"]) for e in examples], dtype=object),
             "token_ids": tokens["token_ids"],
@@ -349,7 +361,8 @@ class ClipTask(Task):
         return np.asarray(model.vision_encoder.predict(ds, verbose=verbose), np.float32)
 
     def embed_reports(self, model, texts: list[str]) -> np.ndarray:
-        """(n, embedding_dim) report embeddings, in batches with a progress bar."""
+        """(n, embedding_dim) embeddings of encoder texts (`encoder_text`), in
+        batches with a progress bar."""
         if not texts:
             return np.zeros((0, int(self.preset["embedding_dim"])), np.float32)
         tokens = self.tokenize(list(texts))
@@ -379,7 +392,7 @@ class ClipTask(Task):
             log.info("no retrieval bank in %s: embedding the train reports", self.workdir)
             train = load_splits(self.config.data).splits["train"]
             self.save_bank(
-                self.workdir, train, self.embed_reports(model, [e["report_clean"] for e in train])
+                self.workdir, train, self.embed_reports(model, [encoder_text(e) for e in train])
             )
         values = json.loads(texts.read_text(encoding="utf-8"))
         embeddings = np.load(bank)["embeddings"]

@@ -15,6 +15,11 @@ Model-70). Section 3.1 fixes the graph; section 4.2 the training recipe:
 
 Choices the paper leaves open, ours:
 
+* The CNN: VGG16 `fc2` (4096-d) is our inference. The paper names no
+  backbone; it says only that the image encoder "Includes an input layer for
+  4096-dimensional vectors" (section 3.1) and that "a fully connected (dense)
+  layer transforms the extracted features into a fixed-size vector"
+  (section 3.2). The model itself takes any `feature_dim`.
 * Widths: embedding 256, image Dense 256, BiLSTM 128 units per direction
   (concatenated to 256 so that `Add` with the image vector is defined),
   decoder Dense 256. Dropout 0.5 on both inputs and in the decoder.
@@ -28,8 +33,9 @@ Choices the paper leaves open, ours:
   only by split (80/10/10 vs 70/15/15) and batch size (Table 2), which live in
   the experiment configs. Both presets exist so a run names its paper model.
 * The token input has no fixed length (`shape=(None,)`); training pads
-  prefixes on the right to `max_words + 1`, which keeps the mask right-padded
-  as cuDNN's LSTM kernel requires.
+  prefixes on the right to `max_words + 1` (`data.options.max_words`, see
+  `medcap.models.model80_task`), which keeps the mask right-padded as cuDNN's
+  LSTM kernel requires.
 """
 
 from __future__ import annotations

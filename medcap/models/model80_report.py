@@ -25,7 +25,12 @@ and returns the metrics dict the trainer saves as metrics.json:
 
 Table 2's metrics are computed over every (prefix, next word) pair of the
 split, streamed from the same lazily expanded pairs as training; the one-hot
-targets Keras' Precision/Recall need exist one batch at a time.
+targets Keras' Precision/Recall need exist one batch at a time. Pairs whose
+target is `<unk>` count like any other (the model is trained to predict
+`<unk>` for words outside the vocabulary and is credited when it does);
+`meta/unk_targets` says how many there are. The `<end>` target of each
+caption counts too. Decoded captions never hold `<unk>` (`medcap.decoding`
+forbids it), so BLEU compares words only.
 """
 
 from __future__ import annotations
@@ -117,7 +122,8 @@ def write_report(path: Path, task, metrics: dict[str, Any], baselines: dict[str,
     )
     lines += [
         f"Split `{metrics['meta/split']}`: {metrics['meta/num_examples']} images, {metrics['meta/num_pairs']} "
-        f"(prefix, next word) pairs. Decoding: {metrics['meta/decoding']}.",
+        f"(prefix, next word) pairs, {metrics.get('meta/unk_targets', 0)} of them with an `<unk>` target "
+        f"(counted in Table 2). Decoding: {metrics['meta/decoding']}.",
         "",
         "Table 2 metrics: " + metrics.get("meta/next_word_flavour", "") + ". Baselines have no next-word "
         "probabilities, so their Table 2 cells are empty.",
@@ -200,13 +206,17 @@ def evaluate(task, model, splits: dict[str, list[Example]], split: str, workdir:
 
     for key, value in config.paper_results.items():
         metrics[f"paper/{key}"] = value
+    from medcap.text import UNK_ID
+
     decoding = config.eval.decoding + (f" (beam {config.eval.beam_size})" if config.eval.decoding == "beam" else "")
+    targets = task.caption_tokens(examples)[:, 1:]
     metrics.update(
         {
             "meta/split": split,
             "meta/num_examples": len(examples),
             "meta/num_pairs": task.num_pairs(examples),
-            "meta/decoding": f"{decoding}, at most {config.eval.max_length} tokens",
+            "meta/unk_targets": int(np.count_nonzero(targets == UNK_ID)),
+            "meta/decoding": f"{decoding}, at most {task.decode_length} words, <unk> never generated",
             "meta/bleu_flavour": config.eval.bleu_flavour,
             "meta/baselines": notes,
             "meta/synthetic": config.data.synthetic,

@@ -7,7 +7,12 @@ Pipeline:
 
 1. `prepare`: the vocabulary from the train split's `report_clean`
    (`vocabulary.json`), then VGG16 `fc2` features of every split, computed
-   once and cached (`medcap.features`); training reads only those.
+   once and cached (`medcap.features`); training reads only those. VGG16 is
+   our inference: the paper never names its CNN (section 3.1: "an input
+   layer for 4096-dimensional vectors"; section 3.2: "multiple convolutional
+   layers ... Maximum pooling layers ... a fully connected (dense) layer
+   transforms the extracted features into a fixed-size vector"), and VGG16's
+   fc2 is the usual 4096-d captioning feature of that description.
 2. Training examples are (image features, caption prefix) -> next word. They
    are **expanded lazily inside tf.data** from the tokenised captions: each
    epoch shuffles caption rows by (seed, epoch), `flat_map` turns one caption
@@ -15,19 +20,37 @@ Pipeline:
    pairs of different captions, and features are gathered per batch from
    the one in-memory table. Neither all prefixes nor any one-hot target is
    ever materialised (`bench/prefix_memory.py` measures the difference).
+   A batch therefore holds `train.batch_size` (prefix, next word) pairs,
+   not that many images (section 4.2's "batch size" does not say which).
 3. `evaluate`: Table 2's next-word accuracy / precision / recall / F1 with
    Keras threshold-0.5 semantics (as `keras.metrics.Precision()` etc. compute
    them on one-hot targets and softmax outputs), Table 3's BLEU-1/2 in both
    flavours (pycocoevalcap and nltk) on decoded captions, the trivial
-   baselines, `report.md`, `samples.md` and `plots/`.
+   baselines, `report.md`, `samples.md` and `plots/`. Table 2 counts every
+   pair, including those whose target is `<unk>` (a train word seen fewer
+   than `min_count` times, or a word unseen in train): the model is trained
+   to predict `<unk>` there and is credited when it does, as a Keras
+   next-word recipe on these targets would be. Their number is reported as
+   `meta/unk_targets`. Decoding never emits `<unk>` (`medcap.decoding`
+   forbids it), so Table 3 compares words only.
 4. `caption`: features of any image file with the same backbone, then
    decoding (`medcap.decoding`).
+
+Caption length: one setting, `data.options.max_words` (20, paper 4.1:
+"maximum description size of 20 words"; `medcap.data.medicat`). The reader
+drops captions of more than `max_words` cleaned tokens, so every caption the
+task sees has at most `max_words` words; the token input is `max_words + 1`
+wide (`<start>` + words); decoding generates at most `max_words` words (a
+caption reaching that length stops there, as every training caption does,
+and its `<end>` is implied). `eval.max_length` can only shorten decoding.
+A caption longer than `max_words` reaching the task is an error, never
+silently truncated; a `model.options.max_words` that differs from the data
+option is refused with a pointer to it (the same value, as older workdirs
+carry, is accepted).
 
 Task options (`model.options`, ours where the paper is silent; every other
 key is a model constructor override, see `medcap.models.model80.PRESETS`):
 
-    max_words       20     longest caption in words (paper 4.1: captions of at
-                           most 20 words); longer ones are truncated
     min_count       2      words seen fewer times in train become <unk>
     max_vocabulary  None   keep at most this many words (most frequent)
     backbone        vgg16  feature backbone (medcap.features)
@@ -56,7 +79,6 @@ from medcap.task import Task
 log = logging.getLogger("medcap.models.model80")
 
 TASK_OPTIONS: dict[str, Any] = {
-    "max_words": 20,
     "min_count": 2,
     "max_vocabulary": None,
     "backbone": "vgg16",
@@ -88,17 +110,28 @@ class Model80Task(Task):
 
     def __init__(self, config: ExperimentConfig):
         super().__init__(config)
+        from medcap.data.medicat import DEFAULT_OPTIONS as MEDICAT_OPTIONS
         from medcap.features import FeatureSpec, default_cache_dir
         from medcap.models.model80 import preset_config
 
         self.options, self.model_options = split_options(dict(config.model.options))
-        if int(self.options["max_words"]) < 1:
-            raise ConfigError(f"model.options.max_words={self.options['max_words']}: must be >= 1")
+        max_words = config.data.options.get("max_words", MEDICAT_OPTIONS["max_words"])
+        if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1:
+            raise ConfigError(f"data.options.max_words={max_words!r}: expected an integer >= 1")
+        # Workdirs written before the length moved to the data config carry it
+        # here too; the same value is accepted, another one never wins.
+        stale = self.model_options.pop("max_words", max_words)
+        if stale != max_words:
+            raise ConfigError(
+                f"model.options.max_words={stale!r}: the caption length is data.options.max_words "
+                f"(now {max_words}), one setting for the reader's filter, the prefix width and the decode length"
+            )
+        #: Longest caption in cleaned words (section 4.1), as the reader filtered them.
+        self.max_words = max_words
         try:  # fail at config time, not after feature extraction
             preset_config(config.model.preset, vocabulary_size=5, **self.model_options)
         except ValueError as err:
             raise ConfigError(f"model.preset/options: {err}") from None
-        self.max_words = int(self.options["max_words"])
         self.feature_spec = FeatureSpec(
             backbone=self.options["backbone"],
             image_size=tuple(config.data.image_size),
@@ -122,6 +155,11 @@ class Model80Task(Task):
     def prefix_length(self) -> int:
         """Model token input width: <start> + max_words words."""
         return self.max_words + 1
+
+    @property
+    def decode_length(self) -> int:
+        """Most words decoding generates: max_words, or fewer if eval.max_length asks."""
+        return min(self.max_words, int(self.config.eval.max_length))
 
     def extractor(self):
         from medcap.features import FeatureExtractor
@@ -156,7 +194,7 @@ class Model80Task(Task):
         self.vocabulary = Vocabulary.build(
             (e["report_clean"] for e in train),
             min_count=int(self.options["min_count"]),
-            max_words=self.options["max_vocabulary"],
+            max_size=self.options["max_vocabulary"],
         )
         workdir = Path(workdir)
         self.vocabulary.save(workdir / VOCABULARY_FILE)
@@ -219,11 +257,24 @@ class Model80Task(Task):
 
     # -- data -----------------------------------------------------------------
     def caption_tokens(self, examples: list[Example]) -> np.ndarray:
-        """(n, max_words + 2) int32: `<start> words <end>` right-padded with 0."""
+        """(n, max_words + 2) int32: `<start> words <end>` right-padded with 0.
+
+        Raises ValueError for a caption of more than `max_words` words: the
+        reader filters those, so one here means the data was read with
+        another rule, and truncating it would train on a caption that ends
+        where its text does not."""
+        from medcap.text import tokenize
+
         width = self.max_words + 2
         tokens = np.zeros((len(examples), width), np.int32)
         for i, example in enumerate(examples):
-            ids = self.vocabulary.encode(example["report_clean"], max_length=width)
+            words = len(tokenize(example["report_clean"]))
+            if words > self.max_words:
+                raise ValueError(
+                    f"example {example['id']!r}: caption of {words} words, more than "
+                    f"data.options.max_words={self.max_words} (the reader filters such captions)"
+                )
+            ids = self.vocabulary.encode(example["report_clean"])
             tokens[i, : len(ids)] = ids
         return tokens
 
@@ -325,7 +376,7 @@ class Model80Task(Task):
         eval_cfg = self.config.eval
         return Decoder(
             next_token_fn(model),
-            max_length=max_length or eval_cfg.max_length,
+            max_length=max_length or self.decode_length,
             method=method or eval_cfg.decoding,
             beam_size=beam_size or eval_cfg.beam_size,
             jit_compile=bool(self.options["decode_xla"]),

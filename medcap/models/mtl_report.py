@@ -18,25 +18,38 @@ writes into its workdir
     report.md, samples.md
 
 **The three regimes** (`python -m medcap.models.mtl_report results/mtl`)
-read `results/mtl/{stl/report, stl/acuity, stl/findings, eq, tp}` (and
-`sweep/*` when present) and write `results/mtl/report.md` with Tables 1-4,
-the paper's numbers and the trivial baselines side by side, and
+read `results/mtl/{stl/report, stl/acuity, stl/findings, eq, tp}`, the
+optional `tp_no_icd` (experiments/mtl_tp_no_icd.py: MTL-TP without the ICD
+title input, which can name the target finding) and `sweep/*` when present,
+and write `results/mtl/report.md` with Tables 1-4, the paper's numbers and
+the trivial baselines side by side, and
 `results/mtl/plots/val_<task>_loss.png`: per-task validation losses over
 epochs for the three regimes, with a table of the epoch where each one is
 lowest (the paper's claim that MTL delays overfitting is read off these).
 
+**The loss-weight sweep** (experiments/mtl_tp_sweep.py, section 3.1: the
+paper "explored various approaches" and kept alpha > beta > gamma): every
+`sweep/<run>` is scored on the validation split (its `eval.split`), the
+weights are chosen by validation BLEU-4 (`SWEEP_METRIC`; ties by ROUGE-L,
+then by run name), and only the chosen run is scored on test: its
+`metrics_test.json` (`medcap evaluate --workdir DIR --split test`, which
+the CLI runs itself unless `--no-sweep-test`). `sweep/chosen.json` records
+the choice.
+
 Text metrics are pycocoevalcap's (`medcap.evaluation.text_metrics`), BLEU in
-the flavour `eval.bleu_flavour`. **BERTScore** F1 (Zhang et al. 2020,
-without idf weighting or baseline rescaling) is computed from a local
-keras-hub BERT preset (`--bert-preset DIR`; Bio-ClinicalBERT:
-`--clinical-bert-preset DIR`): contextual token embeddings of `[CLS] text
-[SEP]`, cosine similarity of every candidate/reference token pair, precision
-= mean over candidate tokens of the best reference match, recall likewise,
-F1 their harmonic mean; `[CLS]`/`[SEP]` are excluded from the matching as
-bert-score excludes them. Without a preset the columns read "n/a" and the
-report says why. Paper 001's Equation 1 adds "sufficiency" and "fluency"
-terms it does not define; its Table 1 reports the F1 part, which is what we
-compute.
+the flavour `eval.bleu_flavour`. **BERTScore** is bert-score's definition
+(`medcap.evaluation.bertscore`: greedy cosine matching of contextual token
+embeddings, `[CLS]`/`[SEP]` weighted 0, no idf, bert-score's default layer
+for the model, optional baseline rescaling) from local keras-hub presets
+(`--bert-preset DIR`, `--bert-model`, `--bert-layer`, `--bert-baseline FILE`;
+Bio-ClinicalBERT: `--clinical-bert-*`). Without a preset the columns read
+"n/a" and the report says why. The paper does not say how it configured
+BERTScore: its BS_F1 (about 0.2) is plausible only with bert-score's
+baseline rescaling (raw F1 of English text pairs is about 0.8 or more), so
+the report says whether ours is raw or rescaled; its Bio-CBS_F1 (about
+0.79) reads as raw (bert-score has no baseline for Bio-ClinicalBERT).
+Paper 001's Equation 1 adds "sufficiency" and "fluency" terms it does not
+define; its Table 1 reports the F1 part, which is what we compute.
 
 Ours, where the paper is silent:
 
@@ -55,6 +68,13 @@ Ours, where the paper is silent:
   label's majority value); acuity `majority` (the most frequent train level).
 * Validation-loss plots use the unweighted per-task losses Keras logs
   (`val_<task>_loss`; a one-task STL run logs it as `val_loss`).
+* BERTScore: BS_F1 with bert-score's English default model, roberta-large
+  at layer 17 (`--bert-model`); Bio-CBS_F1 with Bio-ClinicalBERT at layer 9,
+  bert-score's default for bert-base-uncased, whose architecture it shares
+  (bert-score itself has no default for it); raw unless a baseline file is
+  given (bert-score's rescale_baseline files are not shipped here).
+* Sweep: weights chosen by validation BLEU-4 (the paper's main task is
+  report generation, BLEU-4 its headline score), ties by ROUGE-L.
 """
 
 from __future__ import annotations
@@ -64,6 +84,7 @@ import json
 import math
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +92,10 @@ import numpy as np
 
 from medcap.data import synthetic
 from medcap.data.base import Example
+
+# `bertscore` is re-exported so that `mtl_report.bertscore` keeps working.
+from medcap.evaluation.bertscore import BertScorer
+from medcap.evaluation.bertscore import bertscore as bertscore
 from medcap.evaluation.clinical import truth_ce_metrics
 
 TEXT_KEYS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "BERTScore_F1", "BioClinicalBERTScore_F1", "ROUGE_L")
@@ -141,7 +166,30 @@ REGIME_DIRS: dict[str, dict[str, str]] = {
     "MTL-EQ": {"report": "eq", "acuity": "eq", "findings": "eq"},
     "MTL-TP": {"report": "tp", "acuity": "tp", "findings": "tp"},
 }
+#: Runs that are not one of the paper's regimes, reported beside them when present: label -> directory.
+EXTRA_RUNS: dict[str, str] = {"mtl_tp_no_icd": "tp_no_icd"}
+EXTRA_RUNS_NOTE = (
+    "The primary ED diagnosis title (`icd_title`) can name the target finding (e.g. \"Pleural effusion\"); "
+    "`mtl_tp_no_icd` trains MTL-TP without it, and both are reported."
+)
 TEXT_BASELINES = ("constant", "random_train")
+
+#: The loss-weight sweep picks its weights by this validation metric (ours; the paper's main task is ITG
+#: and BLEU-4 its headline score), ties broken by `SWEEP_TIE_BREAK`, then by run name.
+SWEEP_METRIC = "Bleu_4"
+SWEEP_TIE_BREAK = "ROUGE_L"
+SWEEP_SPLIT = "val"
+SWEEP_KEYS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L", "ml/f1", "oc/accuracy")
+SWEEP_LABELS = ("B_1", "B_2", "B_3", "B_4", "R_L", "ML F1", "OC acc.")
+
+#: BERTScore settings of the CLI. BS_F1: bert-score's English default model (`lang="en"` -> roberta-large,
+#: layer 17). Bio-CBS_F1: bert-score has no default layer for Bio-ClinicalBERT; 9 is ours, bert-score's
+#: default for bert-base-uncased, the architecture Bio-ClinicalBERT shares.
+BERT_MODEL = "roberta-large"
+CLINICAL_BERT_MODEL = "emilyalsentzer/Bio_ClinicalBERT"
+CLINICAL_BERT_LAYER = 9
+#: bert-score's `rescale_baseline/en/roberta-large.tsv`, layer 17, column F.
+ROBERTA_LARGE_L17_F_BASELINE = 0.83122575
 
 
 # ---------------------------------------------------------------------------
@@ -197,79 +245,6 @@ def majority_level(train_levels: Sequence[int]) -> int:
     """The most frequent train level (ties -> the lower level)."""
     values, counts = np.unique(np.asarray(train_levels, dtype=np.int64), return_counts=True)
     return int(values[np.argmax(counts)])
-
-
-# ---------------------------------------------------------------------------
-# BERTScore from a local keras-hub preset
-
-
-def bertscore(
-    references: Sequence[str],
-    candidates: Sequence[str],
-    preset: str | Path,
-    *,
-    layer: int | None = None,
-    batch_size: int = 32,
-    max_length: int = 512,
-) -> np.ndarray:
-    """(n, 3) BERTScore precision, recall, F1 per pair (module docstring).
-
-    `preset`: a local keras-hub preset directory with a BERT-style backbone
-    (inputs token_ids / segment_ids / padding_mask) and its tokenizer;
-    `layer`: which transformer layer's output (0-based; default the last).
-    """
-    import keras
-    import keras_hub
-
-    if len(references) != len(candidates):
-        raise ValueError(f"{len(references)} references for {len(candidates)} candidates")
-    preset = str(preset)
-    if not Path(preset).is_dir():
-        raise FileNotFoundError(f"BERT preset {preset}: no such directory (a local keras-hub preset is needed)")
-    tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset)
-    backbone = keras_hub.models.Backbone.from_preset(preset)
-    if layer is None:
-        embed = backbone
-        output_key = "sequence_output"
-    else:
-        embed = keras.Model(backbone.input, backbone.get_layer(f"transformer_layer_{layer}").output)
-        output_key = None
-    max_length = min(max_length, int(getattr(backbone, "max_sequence_length", max_length)))
-    cls_id, sep_id = int(tokenizer.cls_token_id), int(tokenizer.sep_token_id)
-    pad_id = int(getattr(tokenizer, "pad_token_id", 0) or 0)
-
-    def embeddings(texts: Sequence[str]) -> list[np.ndarray]:
-        out: list[np.ndarray] = []
-        for lo in range(0, len(texts), batch_size):
-            chunk = list(texts[lo : lo + batch_size])
-            pieces = [[int(t) for t in np.asarray(ids)][: max_length - 2] for ids in tokenizer(chunk)]
-            width = max(len(p) for p in pieces) + 2
-            token_ids = np.full((len(chunk), width), pad_id, np.int32)
-            mask = np.zeros((len(chunk), width), bool)
-            for i, p in enumerate(pieces):
-                row = [cls_id, *p, sep_id]
-                token_ids[i, : len(row)] = row
-                mask[i, : len(row)] = True
-            result = embed({"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids), "padding_mask": mask})
-            hidden = np.asarray(result[output_key] if output_key else result, dtype=np.float64)
-            for i, p in enumerate(pieces):
-                vectors = hidden[i, 1 : 1 + len(p)]
-                norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-                out.append(vectors / norms)
-        return out
-
-    ref_vectors = embeddings(references)
-    cand_vectors = embeddings(candidates)
-    scores = np.zeros((len(references), 3))
-    for i, (ref, cand) in enumerate(zip(ref_vectors, cand_vectors)):
-        if len(ref) == 0 or len(cand) == 0:
-            continue
-        similarity = cand @ ref.T
-        precision = float(similarity.max(axis=1).mean())
-        recall = float(similarity.max(axis=0).mean())
-        f1 = 0.0 if precision + recall <= 0 else 2 * precision * recall / (precision + recall)
-        scores[i] = (precision, recall, f1)
-    return scores
 
 
 # ---------------------------------------------------------------------------
@@ -405,7 +380,8 @@ def evaluate_run(task, model, splits: dict[str, list[Example]], split: str, work
             "meta/loss_weights": ",".join(f"{w:g}" for w in task.loss_weights),
             "meta/decoding": f"{decoding}, at most {task.max_decode_length()} tokens, attention caches",
             "meta/bleu_flavour": config.eval.bleu_flavour,
-            "meta/bertscore": "not computed per run: `python -m medcap.models.mtl_report DIR --bert-preset ...`",
+            "meta/bertscore": "not computed per run: `python -m medcap.models.mtl_report DIR --bert-preset DIR "
+            "[--bert-baseline FILE]` (bert-score's definition; see medcap.evaluation.bertscore)",
             "meta/synthetic": is_synthetic(config),
             "meta/pretrained": bool(task.weights_info.get("pretrained", False)),
             "meta/weights_source": task.weights_info.get("source", ""),
@@ -494,7 +470,7 @@ def write_run_report(path: Path, task, metrics: dict[str, Any], baselines: Seque
         f"loss weights (alpha, beta, gamma) = ({metrics['meta/loss_weights']}); decoding {metrics['meta/decoding']}; "
         f"BLEU flavour `{metrics['meta/bleu_flavour']}`. BERTScore columns: {metrics['meta/bertscore']}.",
         "",
-        "Test losses (unweighted): " + ", ".join(f"{k[5:]} {_fmt(v)}" for k, v in metrics.items() if k.startswith("loss/")),
+        f"Losses on `{metrics['meta/split']}` (unweighted): " + ", ".join(f"{k[5:]} {_fmt(v)}" for k, v in metrics.items() if k.startswith("loss/")),
         "",
         f"Backbone: `{json.dumps(task.weights_info)}`",
         "",
@@ -563,36 +539,70 @@ def _regime_runs(results_dir: Path) -> dict[str, dict[str, RunResult | None]]:
     return runs
 
 
-def _add_bertscores(
-    runs: dict[str, dict[str, RunResult | None]], presets: dict[str, str | None], layer: int | None
-) -> dict[str, str]:
-    """Fills BERTScore keys of every report run (and its baselines) in place;
+def _extra_runs(results_dir: Path) -> dict[str, RunResult | None]:
+    return {label: load_run(results_dir / relative) for label, relative in EXTRA_RUNS.items()}
+
+
+@dataclass(frozen=True)
+class BertSetting:
+    """How one BERTScore column is computed (`medcap.evaluation.bertscore`)."""
+
+    preset: str | None
+    model_type: str | None = None
+    layer: int | None = None
+    baseline: str | None = None
+
+
+def _add_bertscores(runs: Sequence[RunResult | None], settings: Mapping[str, BertSetting]) -> dict[str, str]:
+    """Fills the BERTScore keys of every report run (and its text baselines) in place;
     returns a note per metric saying how it was computed or why not."""
     notes = {}
-    report_runs = [r for r in {id(r): r for r in (by_task["report"] for by_task in runs.values())}.values() if r]
-    for key, preset in presets.items():
-        if not preset:
+    report_runs = [r for r in {id(r): r for r in runs if r is not None}.values() if "report" in r.tasks]
+    for key, setting in settings.items():
+        if not setting.preset:
             flag = "--bert-preset" if key == "BERTScore_F1" else "--clinical-bert-preset"
             notes[key] = f"unavailable: no local keras-hub BERT preset given ({flag} DIR); no network access assumed"
             continue
-        if not Path(preset).is_dir():
-            notes[key] = f"unavailable: preset directory {preset} does not exist"
+        if not Path(setting.preset).is_dir():
+            notes[key] = f"unavailable: preset directory {setting.preset} does not exist"
             continue
+        scorer = BertScorer(setting.preset, model_type=setting.model_type, layer=setting.layer, baseline=setting.baseline)
         for run in report_runs:
             if not run.predictions:
                 continue
             ids = sorted(run.predictions)
             refs = [run.predictions[i]["reference"] for i in ids]
-            scores = bertscore(refs, [run.predictions[i]["report"] for i in ids], preset, layer=layer)
+            scores = scorer.score(refs, [run.predictions[i]["report"] for i in ids])
             run.metrics[key] = float(scores[:, 2].mean())
             if run.per_report is not None:
                 order = {i: n for n, i in enumerate(ids)}
                 run.per_report["scores"][key] = [float(scores[order[i], 2]) for i in run.per_report["ids"]]
             for name, texts in run.baselines.items():
-                base = bertscore(refs, [texts[i] for i in ids], preset, layer=layer)
+                base = scorer.score(refs, [texts[i] for i in ids])
                 run.metrics[f"baselines/{name}/{key}"] = float(base[:, 2].mean())
-        notes[key] = f"BERTScore F1 from {preset} ({'last layer' if layer is None else f'layer {layer}'}, no idf)"
+        notes[key] = scorer.describe()
     return notes
+
+
+def bertscore_setting_lines(notes: Mapping[str, str]) -> list[str]:
+    """What the paper's BERTScore numbers imply, and whether ours are comparable."""
+    paper = PAPER_RESULTS["STL"]["BERTScore_F1"]
+    raw = ROBERTA_LARGE_L17_F_BASELINE + paper * (1 - ROBERTA_LARGE_L17_F_BASELINE)
+    ours = notes.get("BERTScore_F1", "")
+    if ours.startswith("unavailable"):
+        state = "Ours is not computed (see above)."
+    elif "rescaled" in ours and "raw" not in ours:
+        state = "Ours is rescaled, so it is on the paper's scale."
+    else:
+        state = "Ours is raw: it is not comparable with the paper's BS_F1 (give `--bert-baseline FILE`)."
+    return [
+        f"BERTScore setting: the paper does not say how it configured bert-score. Its BS_F1 ({paper:.4f} for STL) is "
+        "plausible only with bert-score's baseline rescaling (`rescale_with_baseline=True`): raw BERTScore F1 of any "
+        "two English texts with BERT or RoBERTa is about 0.8 or more. With bert-score's English default "
+        f"(roberta-large, layer 17, baseline F {ROBERTA_LARGE_L17_F_BASELINE}) it is a raw F1 of about {raw:.3f}. "
+        f"Its Bio-CBS_F1 ({PAPER_RESULTS['STL']['BioClinicalBERTScore_F1']:.4f}) reads as raw: bert-score ships no "
+        f"baseline (and no default layer) for Bio-ClinicalBERT. {state}",
+    ]
 
 
 def _paired_tests(stl: RunResult | None, tp: RunResult | None) -> tuple[dict[str, dict[str, float]], str]:
@@ -660,7 +670,11 @@ def plot_validation_losses(runs: dict[str, dict[str, RunResult | None]], out_dir
 
 
 def _comparison_rows(
-    runs: dict[str, dict[str, RunResult | None]], task: str, keys: Sequence[str], baseline_names: Sequence[str]
+    runs: dict[str, dict[str, RunResult | None]],
+    task: str,
+    keys: Sequence[str],
+    baseline_names: Sequence[str],
+    extras: Mapping[str, RunResult | None] | None = None,
 ) -> list[list[str]]:
     rows = []
     for regime, by_task in runs.items():
@@ -671,6 +685,9 @@ def _comparison_rows(
             rows.append([f"{regime} (ours)", *("not run" for _ in keys)])
         else:
             rows.append([f"{regime} (ours)", *(_fmt(run.metrics.get(k)) for k in keys)])
+    for label, run in (extras or {}).items():
+        if run is not None and task in run.tasks:
+            rows.append([f"{label} (ours)", *(_fmt(run.metrics.get(k)) for k in keys)])
     source = next((by_task[task] for by_task in runs.values() if by_task[task] is not None), None)
     for name in baseline_names:
         if source is not None and any(f"baselines/{name}/{k}" in source.metrics for k in keys):
@@ -678,21 +695,126 @@ def _comparison_rows(
     return rows
 
 
-def _sweep_rows(results_dir: Path) -> list[list[str]]:
-    rows = []
+@dataclass
+class SweepResult:
+    """The loss-weight sweep: validation rows, the chosen run, and its test scores (or why not)."""
+
+    rows: list[list[str]]
+    skipped: list[str]
+    chosen: RunResult | None = None
+    test_metrics: dict[str, Any] | None = None
+    test_note: str = ""
+
+
+def _sweep_value(run: RunResult, key: str) -> float:
+    value = run.metrics.get(key)
+    return float("-inf") if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _test_metrics_of(run: RunResult, score_on_test: bool) -> tuple[dict[str, Any] | None, str]:
+    """The chosen run's test metrics (`metrics_test.json`, from `medcap evaluate --split test`);
+    computed here when `score_on_test` and the file is missing or older than the model."""
+    path = run.workdir / "metrics_test.json"
+    model = run.workdir / "model.keras"
+    stale = path.is_file() and model.is_file() and path.stat().st_mtime < model.stat().st_mtime
+    if path.is_file() and not stale:
+        return read_json(path), f"`{path}`"
+    command = f"`medcap evaluate --workdir {run.workdir} --split test`"
+    if not score_on_test:
+        why = "its test scores are older than its model" if stale else "not scored on test yet"
+        return None, f"{why}: run {command}, then this report again"
+    if not model.is_file():
+        return None, f"not scored on test: {run.workdir} has no model.keras"
+    from medcap.training import evaluate_workdir
+
+    evaluate_workdir(run.workdir, split="test")
+    return read_json(path), f"`{path}` (scored on test now: {command})"
+
+
+def sweep_results(results_dir: Path, *, score_on_test: bool = False) -> SweepResult | None:
+    """Reads `sweep/*`: each run scored on the validation split, the weights chosen by validation
+    `SWEEP_METRIC`, and test scores for the chosen run only."""
+    candidates: list[tuple[str, RunResult]] = []
+    skipped: list[str] = []
     for workdir in sorted(p for p in (results_dir / "sweep").glob("*") if p.is_dir()):
         run = load_run(workdir)
         if run is None:
             continue
-        m = run.metrics
-        rows.append(
-            [
-                workdir.name,
-                m.get("meta/loss_weights", "?"),
-                *(_fmt(m.get(k)) for k in ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L", "ml/f1", "oc/accuracy")),
-            ]
+        if run.split != SWEEP_SPLIT:
+            skipped.append(
+                f"`{workdir.name}` was scored on `{run.split}`, not `{SWEEP_SPLIT}`: retrain it with "
+                f"experiments/mtl_tp_sweep.py (eval.split = {SWEEP_SPLIT}) or rescore it with "
+                f"`medcap evaluate --workdir {workdir} --split {SWEEP_SPLIT}`"
+            )
+            val = workdir / f"metrics_{SWEEP_SPLIT}.json"
+            if not val.is_file():
+                continue
+            run.metrics, run.split = read_json(val), SWEEP_SPLIT
+            skipped[-1] = f"`{workdir.name}`: validation scores read from `{val.name}`"
+        candidates.append((workdir.name, run))
+    if not candidates and not skipped:
+        return None
+    chosen = None
+    if candidates:
+        # max by the metric, then the tie-break; among equals the first name in sorted order
+        ranked = sorted(candidates, key=lambda c: (-_sweep_value(c[1], SWEEP_METRIC), -_sweep_value(c[1], SWEEP_TIE_BREAK), c[0]))
+        chosen = ranked[0][1]
+    rows = [
+        [
+            f"**{name}** (chosen)" if run is chosen else name,
+            str(run.metrics.get("meta/loss_weights", "?")),
+            *(_fmt(run.metrics.get(k)) for k in SWEEP_KEYS),
+        ]
+        for name, run in candidates
+    ]
+    result = SweepResult(rows=rows, skipped=skipped, chosen=chosen)
+    if chosen is not None:
+        result.test_metrics, result.test_note = _test_metrics_of(chosen, score_on_test)
+        (results_dir / "sweep" / "chosen.json").write_text(
+            json.dumps(
+                {
+                    "run": chosen.workdir.name,
+                    "loss_weights": chosen.metrics.get("meta/loss_weights"),
+                    "chosen_by": f"{SWEEP_SPLIT}/{SWEEP_METRIC}",
+                    "value": chosen.metrics.get(SWEEP_METRIC),
+                    "test": {k: result.test_metrics.get(k) for k in SWEEP_KEYS} if result.test_metrics else None,
+                },
+                indent=1,
+            )
+            + "\n",
+            encoding="utf-8",
         )
-    return rows
+    return result
+
+
+def sweep_lines(sweep: SweepResult) -> list[str]:
+    label = TEXT_LABELS.get(SWEEP_METRIC, SWEEP_METRIC)
+    lines = [
+        "## Loss-weight sweep (MTL, alpha, beta, gamma), validation split",
+        "",
+        f"Every sweep run is scored on the validation split (`{SWEEP_SPLIT}`); the weights are chosen by validation "
+        f"{label} (ties: {TEXT_LABELS.get(SWEEP_TIE_BREAK, SWEEP_TIE_BREAK)}), and only the chosen run is scored on "
+        "test.",
+        "",
+    ]
+    header = ["run", "alpha,beta,gamma", *(f"val {c}" for c in SWEEP_LABELS)]
+    lines += _table(header, sweep.rows) + [""]
+    lines += [f"- {s}" for s in sweep.skipped]
+    if sweep.skipped:
+        lines.append("")
+    if sweep.chosen is not None:
+        name = sweep.chosen.workdir.name
+        weights = sweep.chosen.metrics.get("meta/loss_weights", "?")
+        lines += [f"Chosen: `{name}` (alpha, beta, gamma = {weights}), validation {label} "
+                  f"{_fmt(sweep.chosen.metrics.get(SWEEP_METRIC))}.", ""]  # fmt: skip
+        if sweep.test_metrics is not None:
+            lines += ["Test split, chosen weights only:", ""]
+            lines += _table(["run", "alpha,beta,gamma", *SWEEP_LABELS],
+                            [[name, str(weights), *(_fmt(sweep.test_metrics.get(k)) for k in SWEEP_KEYS)]])  # fmt: skip
+            lines += ["", f"From {sweep.test_note}.", ""]
+        else:
+            lines += [f"Test split: {sweep.test_note}.", ""]
+    return lines
 
 
 def write_regime_report(
@@ -701,21 +823,38 @@ def write_regime_report(
     bert_preset: str | None = None,
     clinical_bert_preset: str | None = None,
     bert_layer: int | None = None,
+    bert_model: str | None = BERT_MODEL,
+    bert_baseline: str | None = None,
+    clinical_bert_model: str | None = CLINICAL_BERT_MODEL,
+    clinical_bert_layer: int | None = CLINICAL_BERT_LAYER,
+    clinical_bert_baseline: str | None = None,
+    score_sweep_on_test: bool = False,
 ) -> Path:
-    """Writes `<results_dir>/report.md` and `<results_dir>/plots/` from the regime workdirs."""
+    """Writes `<results_dir>/report.md` and `<results_dir>/plots/` from the regime workdirs.
+
+    `bert_layer` / `clinical_bert_layer`: bert-score's `num_layers` (None: its default for the model);
+    `*_baseline`: a bert-score rescale_baseline file (None: raw scores). `score_sweep_on_test`: score
+    the sweep's chosen run on test here when its `metrics_test.json` is missing or stale."""
     from medcap.evaluation.report import t_test_table
 
     results_dir = Path(results_dir)
     runs = _regime_runs(results_dir)
+    extras = _extra_runs(results_dir)
     found = [r for by_task in runs.values() for r in by_task.values() if r is not None]
+    found += [r for r in extras.values() if r is not None]
+    sweep = sweep_results(results_dir, score_on_test=score_sweep_on_test)
+    if not found and sweep is not None and sweep.chosen is not None:
+        found = [sweep.chosen]  # a sweep alone still gets its report
     if not found:
         expected = sorted({relative for by_task in REGIME_DIRS.values() for relative in by_task.values()})
         raise FileNotFoundError(
             f"{results_dir}: no finished run (metrics.json) in any of {', '.join(expected)}; run `make reproduce-mtl`"
         )
-    notes = _add_bertscores(
-        runs, {"BERTScore_F1": bert_preset, "BioClinicalBERTScore_F1": clinical_bert_preset}, bert_layer
-    )
+    settings = {
+        "BERTScore_F1": BertSetting(bert_preset, bert_model, bert_layer, bert_baseline),
+        "BioClinicalBERTScore_F1": BertSetting(clinical_bert_preset, clinical_bert_model, clinical_bert_layer, clinical_bert_baseline),
+    }
+    notes = _add_bertscores([by_task["report"] for by_task in runs.values()] + list(extras.values()), settings)
     first = found[0]
     lines = [
         "# Paper 001: cross-modal multi-task learning (STL vs MTL-EQ vs MTL-TP)",
@@ -731,12 +870,20 @@ def write_regime_report(
             run = runs[regime][task]
             state = "finished" if run else "missing"
             lines.append(f"- {regime} / {task}: `{results_dir / relative}` ({state})")
-    lines.append("")
+    for label, relative in EXTRA_RUNS.items():
+        how = f"`medcap train {label} --workdir {results_dir / relative}`"
+        state = "finished" if extras[label] else f"not run; optional: {how}"
+        lines.append(f"- {label}: `{results_dir / relative}` ({state})")
+    lines += ["", EXTRA_RUNS_NOTE, ""]
 
     lines += ["## Table 1: report generation", ""]
-    lines += _table(["Method", *(TEXT_LABELS[k] for k in TEXT_KEYS)], _comparison_rows(runs, "report", TEXT_KEYS, TEXT_BASELINES))
+    lines += _table(
+        ["Method", *(TEXT_LABELS[k] for k in TEXT_KEYS)],
+        _comparison_rows(runs, "report", TEXT_KEYS, TEXT_BASELINES, extras),
+    )
     lines += ["", *(f"- {TEXT_LABELS[k]}: {v}" for k, v in notes.items())]
     lines += [f"- BLEU flavour `{first.config.eval.bleu_flavour}`; ROUGE-L is pycocoevalcap's.", ""]
+    lines += [*bertscore_setting_lines(notes), ""]
 
     tests, how = _paired_tests(runs["STL"]["report"], runs["MTL-TP"]["report"])
     lines += ["## Table 2: paired t-test, STL vs MTL-TP (A = STL, B = MTL-TP)", ""]
@@ -746,7 +893,10 @@ def write_regime_report(
         lines += [f"Not computed: {how}.", ""]
 
     lines += ["## Table 3: multi-label findings", ""]
-    lines += _table(["Method", *(ML_LABELS[k] for k in ML_KEYS)], _comparison_rows(runs, "findings", ML_KEYS, ("prevalence", "majority")))
+    lines += _table(
+        ["Method", *(ML_LABELS[k] for k in ML_KEYS)],
+        _comparison_rows(runs, "findings", ML_KEYS, ("prevalence", "majority"), extras),
+    )
     lines += [
         "",
         "Precision/recall/F1: micro averages over the labels. The paper's 'Exact Match Ratio' equals 1 - Hamming "
@@ -754,7 +904,10 @@ def write_regime_report(
         "",
     ]
     lines += ["## Table 4: ordinal acuity", ""]
-    lines += _table(["Method", *(OC_LABELS[k] for k in OC_KEYS)], _comparison_rows(runs, "acuity", OC_KEYS, ("majority",)))
+    lines += _table(
+        ["Method", *(OC_LABELS[k] for k in OC_KEYS)],
+        _comparison_rows(runs, "acuity", OC_KEYS, ("majority",), extras),
+    )
     lines += ["", "ACC+Corr = (accuracy + Spearman rho) / 2 (ours; the paper does not define it).", ""]
 
     plots = plot_validation_losses(runs, results_dir / "plots")
@@ -768,14 +921,14 @@ def write_regime_report(
         "",
     ]
 
-    sweep = _sweep_rows(results_dir)
-    if sweep:
-        lines += ["## Loss-weight sweep (MTL, alpha, beta, gamma)", ""]
-        header = ["run", "alpha,beta,gamma", "B_1", "B_2", "B_3", "B_4", "R_L", "ML F1", "OC acc."]
-        lines += _table(header, sweep) + [""]
+    if sweep is not None:
+        lines += sweep_lines(sweep)
 
     tp = runs["MTL-TP"]["report"] or first
-    lines += ["## Choices where the paper is silent", "", *(f"- {c}" for c in tp.config.choices), ""]
+    choices = list(tp.config.choices)
+    if sweep is not None and sweep.chosen is not None:
+        choices += [c for c in sweep.chosen.config.choices if c not in choices]
+    lines += ["## Choices where the paper is silent", "", *(f"- {c}" for c in choices), ""]
     path = results_dir / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -786,10 +939,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m medcap.models.mtl_report",
         description="Paper 001: Tables 1-4 and validation-loss plots from the STL / MTL-EQ / MTL-TP workdirs.",
     )
-    parser.add_argument("results_dir", help="directory holding stl/{report,acuity,findings}, eq, tp (and sweep/*)")
-    parser.add_argument("--bert-preset", help="local keras-hub BERT preset directory for BERTScore")
-    parser.add_argument("--clinical-bert-preset", help="local keras-hub Bio-ClinicalBERT preset directory")
-    parser.add_argument("--bert-layer", type=int, default=None, help="transformer layer (0-based) whose outputs are matched")
+    parser.add_argument("results_dir", help="directory holding stl/{report,acuity,findings}, eq, tp (and tp_no_icd, sweep/*)")
+    parser.add_argument("--bert-preset", help="local keras-hub BERT preset directory for BERTScore (BS_F1)")
+    parser.add_argument(
+        "--bert-model", default=BERT_MODEL,
+        help=f"Hugging Face name the BERT preset was converted from, for bert-score's default layer (default {BERT_MODEL})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--bert-layer", type=int, default=None,
+        help="bert-score's num_layers: hidden states after this many transformer layers (0 = embeddings); "
+        "default bert-score's for --bert-model",
+    )  # fmt: skip
+    parser.add_argument(
+        "--bert-baseline", help="bert-score rescale_baseline file (e.g. rescale_baseline/en/roberta-large.tsv); without it BS_F1 is raw"
+    )
+    parser.add_argument("--clinical-bert-preset", help="local keras-hub Bio-ClinicalBERT preset directory (Bio-CBS_F1)")
+    parser.add_argument("--clinical-bert-model", default=CLINICAL_BERT_MODEL, help=f"default {CLINICAL_BERT_MODEL}")
+    parser.add_argument(
+        "--clinical-bert-layer", type=int, default=CLINICAL_BERT_LAYER,
+        help=f"bert-score's num_layers for Bio-ClinicalBERT (default {CLINICAL_BERT_LAYER}; bert-score has no default)",
+    )  # fmt: skip
+    parser.add_argument("--clinical-bert-baseline", help="rescale_baseline file for Bio-ClinicalBERT (default: raw)")
+    parser.add_argument(
+        "--no-sweep-test", action="store_true",
+        help="do not score the sweep's chosen run on test here (`medcap evaluate --split test` does it)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
         path = write_regime_report(
@@ -797,12 +971,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             bert_preset=args.bert_preset,
             clinical_bert_preset=args.clinical_bert_preset,
             bert_layer=args.bert_layer,
+            bert_model=args.bert_model,
+            bert_baseline=args.bert_baseline,
+            clinical_bert_model=args.clinical_bert_model,
+            clinical_bert_layer=args.clinical_bert_layer,
+            clinical_bert_baseline=args.clinical_bert_baseline,
+            score_sweep_on_test=not args.no_sweep_test,
         )
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
-    runs = sorted({run for regime in REGIME_DIRS.values() for run in regime.values()})
+    runs = sorted({run for regime in REGIME_DIRS.values() for run in regime.values()} | set(EXTRA_RUNS.values()))
     trained = [run for run in runs if (Path(args.results_dir) / run / "model.keras").exists()]
     if "tp" in trained:  # `medcap caption --workdir results/mtl` uses MTL-TP, the paper's best regime
         from medcap.training import write_results_index

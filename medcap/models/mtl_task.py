@@ -49,6 +49,12 @@ key is a model constructor override, see `medcap.models.mtl_transformer.PRESETS`
     keep_punctuation  False report text = report_clean without its " ." tokens
                             (paper 001's Figure 2 shows reports without punctuation)
     eval_batch_size   64    batch of evaluation and decoding
+
+`use_icd_title` (a model constructor option, default true = the paper)
+set to false leaves the primary ED diagnosis title out of the model input:
+it can name the target finding ("Pleural effusion"), a leak the paper does
+not discuss; experiments/mtl_tp_no_icd.py is MTL-TP without it. Its
+vocabulary is still built and saved, so both runs share one artefact layout.
 """
 
 from __future__ import annotations
@@ -171,6 +177,9 @@ class MTLTask(Task):
         self.max_report_words = int(self.options["max_report_words"])
         self.max_text_words = int(self.options["max_text_words"])
         self.keep_punctuation = bool(self.options["keep_punctuation"])
+        self.use_icd_title = self.model_options.get("use_icd_title", True)
+        if not isinstance(self.use_icd_title, bool):
+            raise ConfigError(f"model.options.use_icd_title={self.use_icd_title!r}: expected true or false")
         self.report_vocabulary = None
         self.text_vocabularies: dict[str, Any] = {}
         self.state: dict[str, Any] = {}
@@ -334,8 +343,9 @@ class MTLTask(Task):
             GENDER_INPUT: features["gender_onehot"],
             RACE_INPUT: features["race_onehot"],
             COMPLAINT_INPUT: features["chief_complaint"],
-            ICD_INPUT: features["icd_title"],
         }
+        if self.use_icd_title:
+            inputs[ICD_INPUT] = features["icd_title"]
         targets = {}
         if "report" in self.tasks:
             inputs[TOKEN_INPUT] = features["report_ids"][:-1]

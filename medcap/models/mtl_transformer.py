@@ -73,6 +73,14 @@ Ours, where the paper is silent (also in the experiment configs' `choices`):
   positions (keras_hub `TokenAndPositionEmbedding`), no weight tying.
 * Logits (not softmax) leave the model, in float32 under mixed precision;
   the loss is sparse categorical cross-entropy from logits, padding ignored.
+* Gender enters as a 3-way one-hot (F, M, unknown) with its own Dense,
+  where the paper calls it a binary variable: the `unknown` slot carries
+  image-only captioning and subjects without a recorded gender
+  (`medcap.data.mimic`).
+* `use_icd_title=False` (not the paper) drops the ICD title input: the ED
+  diagnosis is coded during the stay and can name the finding the model is
+  asked for ("Pleural effusion"), so experiments/mtl_tp_no_icd.py measures
+  how much of the result rests on it.
 * The `tiny` preset (tests, smoke runs) swaps EfficientNet for a two-layer
   strided CNN (`backbone="conv_tiny"`), 32 x 32 images and width 24.
 
@@ -178,7 +186,8 @@ class MTLTransformer(keras.Model):
     Inputs (dict): `image` (batch, H, W, 3) float pixels in [0, 255];
     `vitals` (batch, num_vitals) scaled floats; `gender` (batch,
     num_genders) and `race` (batch, num_races) one-hot; `chief_complaint`,
-    `icd_title` (batch, words) int ids (0 = padding); and, when "report" is
+    `icd_title` (batch, words) int ids (0 = padding; no `icd_title` when
+    `use_icd_title=False`); and, when "report" is
     among `tasks`, `report_tokens` (batch, T) int ids `<start> w1 .. wn`
     right-padded with 0 (teacher forcing).
 
@@ -209,6 +218,8 @@ class MTLTransformer(keras.Model):
         num_findings: multi-label outputs.
         unified_activation: activation of the unified data block's Dense layers.
         layer_norm_epsilon: of every LayerNormalization.
+        use_icd_title: feed the ICD title (the paper does); False builds the
+            model without the `icd_title` input, its Embedding and Dense.
     """
 
     def __init__(
@@ -235,9 +246,13 @@ class MTLTransformer(keras.Model):
         num_findings: int = 5,
         unified_activation: str | None = "relu",
         layer_norm_epsilon: float = 1e-5,
+        use_icd_title: bool = True,
         **kwargs,
     ):
         import keras_hub
+
+        if not isinstance(use_icd_title, bool):
+            raise ValueError(f"use_icd_title={use_icd_title!r}: expected true or false")
 
         tasks = _check_tasks(tasks)
         if "report" in tasks and vocabulary_size < 5:
@@ -270,9 +285,12 @@ class MTLTransformer(keras.Model):
             keras_hub.layers.TransformerEncoder(**block, name=f"image_self_attention_{i}")
             for i in range(self_attention_layers)
         ]
+        text_vocabularies = {COMPLAINT_INPUT: complaint_vocabulary_size}
+        if use_icd_title:
+            text_vocabularies[ICD_INPUT] = icd_vocabulary_size
         self.unified_block = UnifiedDataBlock(
             hidden_dim,
-            {COMPLAINT_INPUT: complaint_vocabulary_size, ICD_INPUT: icd_vocabulary_size},
+            text_vocabularies,
             numeric_inputs=(VITALS_INPUT,),
             categorical_inputs=(GENDER_INPUT, RACE_INPUT),
             activation=unified_activation,
@@ -312,8 +330,9 @@ class MTLTransformer(keras.Model):
             GENDER_INPUT: keras.Input((num_genders,), name=GENDER_INPUT),
             RACE_INPUT: keras.Input((num_races,), name=RACE_INPUT),
             COMPLAINT_INPUT: keras.Input((None,), dtype="int32", name=COMPLAINT_INPUT),
-            ICD_INPUT: keras.Input((None,), dtype="int32", name=ICD_INPUT),
         }
+        if use_icd_title:
+            inputs[ICD_INPUT] = keras.Input((None,), dtype="int32", name=ICD_INPUT)
         features = self.feature_reshape(feature_map)
         x = self.image_projection(features)
         x = self.image_add([x, self.image_position_embedding(x)])
@@ -368,6 +387,7 @@ class MTLTransformer(keras.Model):
         self.num_findings = int(num_findings)
         self.unified_activation = unified_activation
         self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.use_icd_title = use_icd_title
         self.num_image_positions = num_positions
 
     def get_config(self) -> dict[str, Any]:
@@ -396,6 +416,7 @@ class MTLTransformer(keras.Model):
             "num_findings": self.num_findings,
             "unified_activation": self.unified_activation,
             "layer_norm_epsilon": self.layer_norm_epsilon,
+            "use_icd_title": self.use_icd_title,
         }
 
     @classmethod
@@ -507,6 +528,7 @@ def preset_config(preset: str, **overrides: Any) -> dict[str, Any]:
         "num_findings",
         "unified_activation",
         "layer_norm_epsilon",
+        "use_icd_title",
         "name",
     }
     unknown = sorted(set(overrides) - allowed)

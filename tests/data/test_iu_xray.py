@@ -96,6 +96,17 @@ def test_synthetic_openi_layout_matches_r2gen(tree: Path):
     assert all(isinstance(e["image"], str) for e in by_id.values())
 
 
+def test_with_both_sources_random_721_reads_the_openi_release_and_says_so(tree: Path):
+    """Paper 002 counts the OpenI release; R2Gen's file keeps only the studies with FINDINGS."""
+    chosen = IU_XRAY.read(tree, variant="random_721")
+    assert chosen.info["format"] == "openi" and chosen.info["source"].startswith("OpenI XML")
+    assert chosen.info["studies"] == NUM and chosen.info["images"] == 2 * NUM
+    forced = IU_XRAY.read(tree, variant="random_721", options={"format": "r2gen"})
+    annotated = sum(len(v) for v in _annotation(tree).values())
+    assert forced.info["source"] == "R2Gen annotation.json" and forced.info["studies"] == annotated < NUM
+    assert IU_XRAY.read(tree).info["format"] == "r2gen"  # R2Gen's own split needs its file
+
+
 def test_random_721_is_patient_disjoint_and_seeded(tree: Path):
     a = IU_XRAY.read(tree, variant="random_721", split_seed=1, options={"format": "openi"})
     counts = a.counts()

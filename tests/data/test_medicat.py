@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,14 @@ from medcap.data.base import DataError, validate_example
 from medcap.data.medicat import JSONL_NAME, MEDICAT
 from medcap.registry import DATASETS
 from medcap.text import clean_report
+
+#: A leading figure label as the release writes them ("Figure 4. ", "Fig. 1. ", "FIGURE 2: ").
+LABEL = re.compile(r"^(?:Figure|Fig\.?|FIGURE) (\d+)[.:]? ")
+
+
+def _words(caption: str) -> int:
+    """Tokens the model trains on: the cleaned caption's."""
+    return len(clean_report(caption, "caption").split())
 
 NUM = 80
 
@@ -49,7 +58,75 @@ def test_synthetic_tree_has_the_real_layout(tree: Path):
     assert any(r["s2orc_references"] is None for r in records)
     for r in records:
         assert (tree / "figures" / f"{r['pdf_hash']}_{r['fig_uri']}").is_file()
-    assert sum(len(r["s2_caption"].split()) > 20 for r in records) == NUM // 20
+        # As in the release: fig_key "Figure4" for fig_uri "3-Figure4-1.png", oa_info with its oa block.
+        assert re.fullmatch(r"\d+-Figure\d+-1\.png", r["fig_uri"]) and r["fig_uri"].split("-")[1] == r["fig_key"]
+        assert set(r["oa_info"]) == {"doi", "doi_url", "oa"} and "license" in r["oa_info"]["oa"]
+    assert sum(_words(r["s2_caption"]) > 20 for r in records) == NUM // 20
+
+
+def test_synthetic_captions_carry_figure_labels_as_the_release_does(tree: Path):
+    records = _lines(tree)
+    labelled = [r for r in records if LABEL.match(r["s2_caption"])]
+    assert len(records) - len(labelled) < len(records) // 5  # most captions have one, a few do not
+    styles = set()
+    for r in labelled:
+        label = LABEL.match(r["s2_caption"])
+        assert r["fig_key"] == f"Figure{label.group(1)}"  # numbered as the figure it captions
+        styles.add(label.group(0).replace(label.group(1), "N"))
+    assert {"Figure N. ", "Fig. N. ", "Fig N. "} <= styles  # the release sample's own styles
+    assert MEDICAT.read(tree).info["figure_labels"] == len(labelled)
+
+
+def test_figure_label_is_removed_by_default_and_kept_on_request(copy: Path):
+    records = _lines(copy)
+    index, record = _short_line(copy)
+    records[index]["s2_caption"] = "Figure 4. Chest CT shows a right lower lobe nodule."
+    _write_lines(copy, records)
+    key = f"{record['pdf_hash']}_{record['fig_uri']}"
+
+    def example(result):
+        return next(e for split in result.splits.values() for e in split if e["id"] == key)
+
+    stripped = MEDICAT.read(copy)
+    assert example(stripped)["report_clean"].split() == ["chest", "ct", "shows", "a", "right", "lower", "lobe", "nodule"]
+    assert example(stripped)["report"] == "Figure 4. Chest CT shows a right lower lobe nodule."  # as released
+    assert stripped.info["figure_labels_stripped"] is True
+    kept = MEDICAT.read(copy, options={"strip_figure_label": False})
+    assert example(kept)["report_clean"] == "figure 4 chest ct shows a right lower lobe nodule"
+    assert kept.info["figure_labels"] == stripped.info["figure_labels"] and kept.info["figure_labels_stripped"] is False
+    with pytest.raises(DataError, match="strip_figure_label='no': expected true or false"):
+        MEDICAT.read(copy, options={"strip_figure_label": "no"})
+
+
+def test_twenty_word_rule_counts_the_cleaned_tokens_the_model_trains_on(copy: Path):
+    records = _lines(copy)
+    base = MEDICAT.read(copy)
+    short = [i for i, r in enumerate(records) if _words(r["s2_caption"]) <= 20]
+    # 18 whitespace words, 23 cleaned tokens: the hyphens split "CT-guided" and four more.
+    long = (
+        "CT-guided biopsy of a well-defined left-sided mass with post-operative changes near the "
+        "T2-hyperintense right upper lobe of lung"
+    )
+    assert len(long.split()) == 18 and _words(long) == 23
+    exactly = "Figure 3. " + " ".join(["nodule"] * 20)
+    records[short[0]]["s2_caption"] = long
+    records[short[1]]["s2_caption"] = exactly
+    records[short[2]]["s2_caption"] = "Figure 5."  # nothing left once the label is gone
+    _write_lines(copy, records)
+    result = MEDICAT.read(copy)
+    ids = {e["id"]: e for split in result.splits.values() for e in split}
+    key = lambda i: f"{records[i]['pdf_hash']}_{records[i]['fig_uri']}"  # noqa: E731
+    assert key(short[0]) not in ids and key(short[2]) not in ids
+    assert ids[key(short[1])]["report_clean"] == " ".join(["nodule"] * 20)  # exactly max_words: kept
+    assert result.info["filtered_long_captions"] == base.info["filtered_long_captions"] + 1
+    assert result.info["empty_captions"] == base.info["empty_captions"] + 1 == 1
+    assert sum(result.counts().values()) == NUM - 2
+    # Kept labels count as words: the 20-token caption becomes 22 and is filtered.
+    kept = MEDICAT.read(copy, options={"strip_figure_label": False})
+    assert key(short[1]) not in {e["id"] for split in kept.splits.values() for e in split}
+    assert MEDICAT.read(copy, options={"max_words": 23}).info["filtered_long_captions"] == base.info["filtered_long_captions"]
+    with pytest.raises(DataError, match="max_words=0: expected an integer >= 1"):
+        MEDICAT.read(copy, options={"max_words": 0})
 
 
 def test_read_keeps_short_captions_and_splits_by_paper(tree: Path):
@@ -62,8 +139,9 @@ def test_read_keeps_short_captions_and_splits_by_paper(tree: Path):
     truth = synthetic.load_truth(result.info["truth_file"])
     for example in examples:
         validate_example(example)
-        assert len(example["report"].split()) <= 20
+        assert 1 <= len(example["report_clean"].split()) <= 20
         assert example["report_clean"] == clean_report(example["report"], "caption")
+        assert "figure" not in example["report_clean"].split()[:1] and "fig" not in example["report_clean"].split()[:1]
         assert Path(example["image"]).is_file()
         assert example["id"] == Path(example["image"]).name and example["id"] in truth
         assert example["id"].startswith(example["patient_id"] + "_")
@@ -95,7 +173,7 @@ def test_max_figures_is_a_seeded_sample(tree: Path):
 
 def test_caption_falls_back_to_s2orc_caption(copy: Path):
     records = _lines(copy)
-    short = next(i for i, r in enumerate(records) if len(r["s2_caption"].split()) <= 20)
+    short = next(i for i, r in enumerate(records) if _words(r["s2_caption"]) <= 20)
     records[short]["s2orc_caption"] = records[short]["s2_caption"]
     records[short]["s2_caption"] = None
     _write_lines(copy, records)
@@ -110,7 +188,7 @@ def test_caption_falls_back_to_s2orc_caption(copy: Path):
 
 def _short_line(root: Path) -> tuple[int, dict]:
     records = _lines(root)
-    index = next(i for i, r in enumerate(records) if len(r["s2_caption"].split()) <= 20)
+    index = next(i for i, r in enumerate(records) if _words(r["s2_caption"]) <= 20)
     return index, records[index]
 
 

@@ -153,6 +153,146 @@ def test_report_sections():
     assert mimic.extract_report(" WET READ: ___ 10:15 AM\n no acute process") is None
 
 
+# Reports written the way MIMIC-CXR's `files/pNN/p<subject>/s<study>.txt` are:
+# a centred FINAL REPORT line, every other line indented by one space, blank
+# lines holding a single space, headers of their own line ending in ": ",
+# `___` where the release removed a name or date.
+def real_style_report(*lines: str) -> str:
+    return "\n".join(["                                 FINAL REPORT", *lines]) + "\n"
+
+
+SUBSECTION_REPORT = real_style_report(
+    " EXAMINATION:  CHEST (PA AND LAT)",
+    " ",
+    " INDICATION:  ___ with cough",
+    " ",
+    " TECHNIQUE:  Chest PA and lateral",
+    " ",
+    " COMPARISON:  ___",
+    " ",
+    " FINDINGS: ",
+    " ",
+    " LUNGS: Clear, without focal consolidation.",
+    " HEART: Normal size.",
+    " PLEURA: No effusion or pneumothorax.",
+    " MEDIASTINUM: Normal contour.",
+    " BONES: Degenerative changes of the thoracic spine.",
+    " ",
+    " IMPRESSION: ",
+    " ",
+    " No acute cardiopulmonary process.",
+)
+
+IMPRESSION_ONLY_REPORT = real_style_report(
+    " EXAMINATION:  CHEST (PORTABLE AP)",
+    " ",
+    " INDICATION:  ___ year old man with sob  // eval for pneumonia",
+    " ",
+    " COMPARISON:  ___",
+    " ",
+    " IMPRESSION: ",
+    " ",
+    " Compared to chest radiographs ___, mild pulmonary edema has improved.",
+    " Moderate cardiomegaly is stable.",
+)
+
+
+def test_subsection_labels_stay_inside_the_findings():
+    assert mimic.report_sections(SUBSECTION_REPORT) == {
+        "preamble": "FINAL REPORT",
+        "examination": "CHEST (PA AND LAT)",
+        "indication": "___ with cough",
+        "technique": "Chest PA and lateral",
+        "comparison": "___",
+        "findings": (
+            "LUNGS: Clear, without focal consolidation.\n HEART: Normal size.\n PLEURA: No effusion or pneumothorax.\n"
+            " MEDIASTINUM: Normal contour.\n BONES: Degenerative changes of the thoracic spine."
+        ),
+        "impression": "No acute cardiopulmonary process.",
+    }
+    assert mimic.extract_report(SUBSECTION_REPORT) == (
+        "LUNGS: Clear, without focal consolidation.\n HEART: Normal size.\n PLEURA: No effusion or pneumothorax.\n"
+        " MEDIASTINUM: Normal contour.\n BONES: Degenerative changes of the thoracic spine.\n\n"
+        "No acute cardiopulmonary process."
+    )
+
+
+def test_report_with_only_an_impression_has_normalised_section_names():
+    assert mimic.report_sections(IMPRESSION_ONLY_REPORT) == {
+        "preamble": "FINAL REPORT",
+        "examination": "CHEST (PORTABLE AP)",
+        "indication": "___ year old man with sob  // eval for pneumonia",
+        "comparison": "___",
+        "impression": "Compared to chest radiographs ___, mild pulmonary edema has improved.\n Moderate cardiomegaly is stable.",
+    }
+    assert mimic.extract_report(IMPRESSION_ONLY_REPORT) == (
+        "Compared to chest radiographs ___, mild pulmonary edema has improved.\n Moderate cardiomegaly is stable."
+    )
+
+
+@pytest.mark.parametrize("header", ["CHEST, TWO VIEWS", "PA AND LATERAL VIEWS OF THE CHEST", "CHEST, PA AND LATERAL"])
+def test_study_description_header_opens_the_findings(header):
+    text = (
+        "                                 FINAL REPORT\n"
+        " HISTORY:  ___-year-old woman with cough.\n \n"
+        " COMPARISON:  ___.\n \n"
+        f" {header}:  The lungs are clear.  The heart is normal in size.  There is no\n"
+        " pleural effusion or pneumothorax.\n \n"
+        " IMPRESSION:  No acute cardiopulmonary process.\n"
+    )
+    sections = mimic.report_sections(text)
+    assert sections["comparison"] == "___."
+    assert sections["findings"] == (
+        "The lungs are clear.  The heart is normal in size.  There is no\n pleural effusion or pneumothorax."
+    )
+    assert mimic.extract_report(text) == (
+        "The lungs are clear.  The heart is normal in size.  There is no\n pleural effusion or pneumothorax.\n\n"
+        "No acute cardiopulmonary process."
+    )
+
+
+@pytest.mark.parametrize(
+    "findings_header, impression_header",
+    [("FINDNGS", "IMPRESSION"), ("FINDINGS", "IMPRESSON"), ("FINIDNGS", "IMPESSION"), ("FINDINS", "IMPRESION")],
+)
+def test_misspelled_headers_are_mapped(findings_header, impression_header):
+    text = (
+        "                                 FINAL REPORT\n"
+        " INDICATION:  ___ with fever\n \n"
+        f" {findings_header}: \n \n"
+        " Right lower lobe consolidation.\n \n"
+        f" {impression_header}: \n \n"
+        " Right lower lobe pneumonia.\n"
+    )
+    assert mimic.extract_report(text) == "Right lower lobe consolidation.\n\nRight lower lobe pneumonia."
+
+
+def test_section_names_are_normalised():
+    assert mimic.section_name("CLINICAL   HISTORY") == ("history", False)
+    assert mimic.section_name("REASON FOR EXAM") == ("indication", False)
+    assert mimic.section_name("FINDINGS AND IMPRESSION") == ("impression", False)
+    assert mimic.section_name("PRELIMINARY FINDINGS") == ("findings", False)
+    assert mimic.section_name("PORTABLE AP CHEST") == ("findings", True)
+    for label in ("LUNGS", "HEART", "PLEURA", "BONES", "MEDIASTINUM", "NOTE"):
+        assert mimic.section_name(label) is None, label
+    # A study-description label inside the impression stays there.
+    text = " FINDINGS:  Clear lungs.\n IMPRESSION:  Stable.\n PORTABLE CHEST:  Lines unchanged.\n"
+    assert mimic.extract_report(text) == "Clear lungs.\n\nStable.\n PORTABLE CHEST:  Lines unchanged."
+    # A repeated section keeps its last non-empty body: an empty study title before the indication.
+    titled = " CHEST, PA AND LATERAL:\n \n INDICATION:  Cough.\n FINDINGS:  Clear lungs.\n"
+    assert mimic.report_sections(titled)["findings"] == "Clear lungs."
+
+
+def test_reader_keeps_subsection_labels_of_a_real_style_report(tree, truth, tmp_path):
+    copy = broken_copy(tree, tmp_path)
+    key = sorted(expected_ids(truth))[1]
+    report_path(copy, truth[key]).write_text(SUBSECTION_REPORT, encoding="utf-8")
+    example = next(e for e in all_examples(mimic.read_mimic(copy, variant="official")) if e["id"] == key)
+    assert example["report"] == mimic.extract_report(SUBSECTION_REPORT)
+    assert example["report_clean"] == mimic.clean_report(mimic.extract_report(SUBSECTION_REPORT), "mimic_cxr")
+    assert "heart" in example["report_clean"].split() and "bones" in example["report_clean"].split()
+
+
 def test_stay_window_is_inclusive():
     t0 = dt.datetime(2150, 1, 1, 10, 0)
     early = mimic._Stay(1, t0, t0 + dt.timedelta(hours=5), "F", "WHITE")
@@ -512,6 +652,114 @@ def test_check_reports_problems_without_raising(tree, truth, tmp_path):
     (copy / "ed" / "triage.csv").unlink()
     missing = mimic.check_mimic(copy)
     assert len(missing.problems) == 1 and "triage.csv" in str(missing.problems[0])
+
+
+# ---------------------------------------------------------------------------
+# Demographics for MIMIC-IV-ED 1.0 (edstays without gender/race) from MIMIC-IV
+
+#: MIMIC-IV-ED 1.0's edstays columns.
+ED_V1_STAYS = ("subject_id", "hadm_id", "stay_id", "intime", "outtime")
+PATIENTS_HEADER = ("subject_id", "gender", "anchor_age", "anchor_year", "anchor_year_group", "dod")
+#: admissions of MIMIC-IV 2.2 (hosp/, `race`) and of MIMIC-IV 1.0 (core/, `ethnicity`).
+ADMISSIONS_HEADERS = {
+    "hosp": (
+        "subject_id", "hadm_id", "admittime", "dischtime", "deathtime", "admission_type", "admit_provider_id",
+        "admission_location", "discharge_location", "insurance", "language", "marital_status", "race",
+        "edregtime", "edouttime", "hospital_expire_flag",
+    ),
+    "core": (
+        "subject_id", "hadm_id", "admittime", "dischtime", "deathtime", "admission_type", "admission_location",
+        "discharge_location", "insurance", "language", "marital_status", "ethnicity", "edregtime", "edouttime",
+        "hospital_expire_flag",
+    ),
+}  # fmt: skip
+
+
+def _csv_gz(path: Path, header, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [",".join(header)] + [",".join(str(cell) for cell in row) for row in rows]
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), mtime=0))
+
+
+def _stamp(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def ed_v1_with_mimic_iv(tree: Path, tmp_path: Path, module: str, linked_subject: int, unknown_subject: int) -> tuple[Path, Path]:
+    """A copy whose edstays has MIMIC-IV-ED 1.0's columns, plus a MIMIC-IV
+    directory (`module` = hosp for 2.x, core for 1.0) holding the demographics.
+    `linked_subject`'s stays point (hadm_id) at an admission with the true
+    race while a decoy admission lies nearer in time; `unknown_subject` is
+    absent from patients."""
+    copy = broken_copy(tree, tmp_path)
+    stays = pd.read_csv(copy / "ed" / "edstays.csv", dtype=str, keep_default_na=False)
+    first_stay = stays.groupby("subject_id").first()
+    hadm = {str(linked_subject): "21000001"}
+    stays["hadm_id"] = stays["subject_id"].map(hadm).fillna("")
+    (copy / "ed" / "edstays.csv").write_text(stays[list(ED_V1_STAYS)].to_csv(index=False), encoding="utf-8")
+    root = tmp_path / "mimic-iv"
+    patients = [
+        [subject, row["gender"], 60, 2150, "2011 - 2013", ""]
+        for subject, row in first_stay.iterrows()
+        if subject != str(unknown_subject)
+    ]
+    _csv_gz(root / module / "patients.csv.gz", PATIENTS_HEADER, patients)
+    header = ADMISSIONS_HEADERS[module]
+    admissions = []
+    for number, (subject, row) in enumerate(first_stay.iterrows()):
+        intime = dt.datetime.fromisoformat(row["intime"])
+        values = dict.fromkeys(header, "")
+        values.update(subject_id=subject, admission_type="EW EMER.", hospital_expire_flag=0)
+        race_key = "race" if module == "hosp" else "ethnicity"
+        if subject == str(linked_subject):
+            linked = {**values, "hadm_id": 21000001, "admittime": _stamp(intime - dt.timedelta(days=300)), race_key: row["race"]}
+            decoy = {**values, "hadm_id": 21000002, "admittime": _stamp(intime), race_key: "ASIAN - KOREAN"}
+            admissions += [linked, decoy]
+        else:
+            admissions.append({**values, "hadm_id": 22000000 + number, "admittime": _stamp(intime + dt.timedelta(hours=2)), race_key: row["race"]})
+    _csv_gz(root / module / "admissions.csv.gz", header, [[a[name] for name in header] for a in admissions])
+    return copy, root
+
+
+@pytest.mark.parametrize("module, race_column", [("hosp", "race"), ("core", "ethnicity")])
+def test_ed_v1_demographics_come_from_mimic_iv(tree, truth, official, tmp_path, module, race_column):
+    examples = sorted(all_examples(official), key=lambda e: e["id"])
+    linked = examples[0]["subject_id"]
+    assert truth[examples[0]["id"]]["race"] != "ASIAN - KOREAN"
+    unknown = next(e["subject_id"] for e in examples if e["subject_id"] != linked)
+    copy, root = ed_v1_with_mimic_iv(tree, tmp_path, module, linked, unknown)
+    result = mimic.read_mimic(copy, variant="official", options={"mimic_iv_dir": str(root)})
+    assert result.info["demographics_source"] == {
+        "gender": str(root / module / "patients.csv.gz"),
+        "race": f"{root / module / 'admissions.csv.gz'} ({race_column})",
+    }
+    stays = pd.read_csv(tree / "ed" / "edstays.csv")
+    assert result.info["stays_without_mimic_iv_gender"] == int((stays["subject_id"] == unknown).sum())
+    assert result.info["stays_without_mimic_iv_race"] == 0
+    got = sorted(all_examples(result), key=lambda e: e["id"])
+    assert [e["id"] for e in got] == [e["id"] for e in examples]
+    for new, old in zip(got, examples):
+        assert (new["race_raw"], new["race"], new["race_onehot"]) == (old["race_raw"], old["race"], old["race_onehot"])
+        if new["subject_id"] == unknown:
+            assert new["gender"] == "unknown" and new["gender_onehot"] == [0, 0, 1]
+        else:
+            assert (new["gender"], new["gender_onehot"]) == (old["gender"], old["gender_onehot"])
+
+
+def test_ed_v1_edstays_without_mimic_iv_names_the_option(tree, truth, official, tmp_path):
+    examples = sorted(all_examples(official), key=lambda e: e["id"])
+    copy, root = ed_v1_with_mimic_iv(tree, tmp_path, "hosp", examples[0]["subject_id"], examples[1]["subject_id"])
+    with pytest.raises(DataError, match="mimic_iv_dir") as caught:
+        mimic.read_mimic(copy, variant="official")
+    assert caught.value.file == str(copy / "ed" / "edstays.csv") and caught.value.field == "gender"
+    admissions = root / "hosp" / "admissions.csv.gz"
+    frame = pd.read_csv(admissions, dtype=str, keep_default_na=False).drop(columns=["race"])
+    admissions.write_bytes(gzip.compress(frame.to_csv(index=False).encode("utf-8"), mtime=0))
+    with pytest.raises(DataError, match="ethnicity") as caught:
+        mimic.read_mimic(copy, variant="official", options={"mimic_iv_dir": str(root)})
+    assert caught.value.file == str(admissions) and caught.value.field == "race"
+    with pytest.raises(DataError, match="does not exist"):
+        mimic.read_mimic(copy, variant="official", options={"mimic_iv_dir": str(tmp_path / "absent")})
 
 
 def test_options_are_validated(tree):

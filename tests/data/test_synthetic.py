@@ -140,10 +140,14 @@ def test_findings_prose_mentions_every_finding_positive_or_negative():
 
 
 def test_captions_have_at_most_20_words_and_wording_varies():
+    from medcap.text import clean_report
+
     rng = np.random.default_rng(2)
     for findings in _all_combinations():
         for _ in range(5):
-            assert len(synthetic.write_report(findings, rng, "caption").split()) <= synthetic.CAPTION_MAX_WORDS
+            caption = synthetic.write_report(findings, rng, "caption")
+            # Counted as the captioner counts words: "X-ray" is two.
+            assert len(clean_report(caption, "caption").split()) <= synthetic.CAPTION_MAX_WORDS, caption
     same = {"Cardiomegaly": True, "Pleural Effusion": True}
     reports = {synthetic.write_report(same, rng, "findings") for _ in range(200)}
     captions = {synthetic.write_report(same, rng, "caption") for _ in range(200)}
@@ -196,7 +200,7 @@ def test_ensure_synthetic_reuses_a_complete_tree_and_rewrites_an_interrupted_one
     out = synthetic.synthetic_dir(tmp_path, "medicat", num=12, seed=7, image_size=64)
     synthetic.ensure_synthetic(MEDICAT, out, num=12, seed=7, image_size=64)
     complete = _tree_bytes(out)
-    assert complete[synthetic.COMPLETE_MARKER] == b"ok\n"
+    assert complete[synthetic.COMPLETE_MARKER] == f"ok v{synthetic.WRITER_VERSION}\n".encode()
     figure = next((out / "figures").iterdir())
     assert image_dimensions(figure) == (64, 64)
 
@@ -205,6 +209,12 @@ def test_ensure_synthetic_reuses_a_complete_tree_and_rewrites_an_interrupted_one
     assert (out / "stray.txt").exists()
 
     (out / synthetic.COMPLETE_MARKER).unlink()  # as if killed before the marker was written
+    synthetic.ensure_synthetic(MEDICAT, out, num=12, seed=7, image_size=64)
+    assert not (out / "stray.txt").exists()
+    assert _tree_bytes(out) == complete
+
+    (out / "stray.txt").write_text("a tree from an older writer is written again")
+    (out / synthetic.COMPLETE_MARKER).write_text("ok\n")
     synthetic.ensure_synthetic(MEDICAT, out, num=12, seed=7, image_size=64)
     assert not (out / "stray.txt").exists()
     assert _tree_bytes(out) == complete

@@ -163,3 +163,32 @@ def test_retrieval_metrics():
     assert flat["i2t/R@1"] == 0.0 and flat["t2i/median_rank"] == 5.0
     emb = np.eye(3)
     assert cl.retrieval_metrics(cl.cosine_similarity(emb, 2 * emb))["i2t/R@1"] == 1.0
+
+
+def test_identical_reports_are_one_retrieval_candidate():
+    """Studies 0 and 1 share a verbatim report, so their text embeddings (columns
+    0 and 1) are equal. Retrieving either copy is a hit for both images; plain
+    `>=` ranking put each image's own report second, behind its twin."""
+    sim = np.array(
+        [
+            [0.9, 0.9, 0.2, 0.1],  # image 0: its report (group A) is the best candidate
+            [0.8, 0.8, 0.1, 0.3],  # image 1: same group, rank 1
+            [0.5, 0.5, 0.4, 0.0],  # image 2: group A (one candidate) beats its own: rank 2
+            [0.7, 0.7, 0.6, 0.2],  # image 3: A and B beat its own: rank 3
+        ]
+    )
+    groups = ["A", "A", "B", "C"]
+    assert cl.retrieval_ranks(sim)[0].tolist() == [2, 2, 3, 4]  # ungrouped: twins tie
+    i2t, t2i = cl.retrieval_ranks(sim, groups)
+    assert i2t.tolist() == [1, 1, 2, 3]
+    # text A: images 0 and 1 are both right (best 0.9); text B: image 2 (0.4) behind
+    # image 3 (0.6); text C: image 3 (0.2) behind image 1 (0.3)
+    assert t2i.tolist() == [1, 1, 2, 2]
+    out = cl.retrieval_metrics(sim, ks=(1,), groups=groups)
+    assert out["i2t/R@1"] == 0.5 and out["t2i/R@1"] == 0.5
+    # groups of one are the plain ranking
+    assert [r.tolist() for r in cl.retrieval_ranks(sim, ["a", "b", "c", "d"])] == [
+        r.tolist() for r in cl.retrieval_ranks(sim)
+    ]
+    with pytest.raises(ValueError, match="groups has 3 entries for 4 texts"):
+        cl.retrieval_ranks(sim, ["A", "A", "B"])

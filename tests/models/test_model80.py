@@ -17,7 +17,7 @@ from medcap.models.model80 import PRESETS, CaptionBiLSTM, from_preset
 from medcap.models.model80_task import Model80Task
 from medcap.registry import TASKS
 from medcap.testing import run_layer_test, run_model_saving_test
-from medcap.text import END_ID, START_ID, Vocabulary
+from medcap.text import END_ID, START_ID, UNK_ID, Vocabulary
 
 # ---------------------------------------------------------------------------
 # Attention layer
@@ -156,12 +156,13 @@ CAPTIONS = [
 
 
 def make_task(
-    tmp_path: Path, captions: list[str], features: np.ndarray, *, preset: str = "tiny", **options
+    tmp_path: Path, captions: list[str], features: np.ndarray, *, preset: str = "tiny", max_words: int = 20, **options
 ) -> tuple[Model80Task, list[dict]]:
-    """A task on in-memory features (no backbone): the seam unit tests use."""
+    """A task on in-memory features (no backbone): the seam unit tests use.
+    `max_words` is the data option the reader filtered with."""
     config = ExperimentConfig(
         name="test",
-        data=DataConfig(name="medicat", data_dir=str(tmp_path / "data")),
+        data=DataConfig(name="medicat", data_dir=str(tmp_path / "data"), options={"max_words": max_words}),
         model=ModelConfig(name="model80", preset=preset, encoder_weights="none", options={"min_count": 1, **options}),
         train=TrainConfig(epochs=1, batch_size=8),
     ).validate()
@@ -185,15 +186,15 @@ def _pairs_of(dataset) -> list[tuple[bytes, tuple[int, ...], int]]:
 
 def test_prefix_pairs_are_expanded_lazily_and_exactly(tmp_path):
     features = np.arange(4 * 3, dtype=np.float16).reshape(4, 3)
-    task, examples = make_task(tmp_path, CAPTIONS[:4], features, max_words=5)
-    # 3, 5, 8 and 6 words; the last two are truncated to max_words=5. n words give n + 1 pairs.
+    task, examples = make_task(tmp_path, CAPTIONS[:4], features, max_words=8)
+    # 3, 5, 8 and 6 words, none over max_words=8. n words give n + 1 pairs.
     expected = []
     for row, example in enumerate(examples):
-        ids = task.vocabulary.encode(example["report_clean"], max_length=7)
+        ids = task.vocabulary.encode(example["report_clean"])
         for end in range(len(ids) - 1):
             prefix = tuple(ids[: end + 1])
             expected.append((features[row].astype(np.float32).tobytes(), prefix, ids[end + 1]))
-    assert task.num_pairs(examples) == len(expected) == 4 + 6 + 6 + 6
+    assert task.num_pairs(examples) == len(expected) == 4 + 6 + 9 + 7
     ordered = _pairs_of(task.eval_dataset(examples, batch_size=5))
     assert ordered == expected  # eval: one pass in example order
     train, steps = task.train_dataset(examples, batch_size=5, seed=1, first_epoch=0, epochs=1)
@@ -226,6 +227,58 @@ def test_epoch_order_is_a_function_of_seed_and_epoch(tmp_path):
     assert capped_steps == 2 < steps and sum(1 for _ in capped) == 6
     first_two = _pairs_of(task.train_dataset(examples, batch_size=4, seed=5, first_epoch=0, epochs=1)[0])
     assert first_two == epochs[0][:8]
+
+
+def test_one_max_words_sets_the_encoding_the_prefix_width_and_the_decode_length(tmp_path):
+    """data.options.max_words is the reader's filter, the token input width and the decode length."""
+    from medcap.config import ConfigError
+
+    twenty = " ".join(f"w{i}" for i in range(20))
+    features = np.zeros((2, 3), np.float16)
+    task, examples = make_task(tmp_path, [twenty, "chest x ray"], features)
+    tokens = task.caption_tokens(examples)
+    words = [task.vocabulary.token_to_id(f"w{i}") for i in range(20)]
+    assert tokens.shape == (2, 22)
+    assert tokens[0].tolist() == [START_ID, *words, END_ID]  # exactly max_words words: nothing truncated
+    assert task.num_pairs(examples) == 21 + 4
+    assert task.prefix_length == 21
+    # Decoding generates at most max_words words, whatever eval.max_length's default (60) says.
+    assert task.decoder(from_preset("tiny", vocabulary_size=len(task.vocabulary), feature_dim=3)).max_length == 20
+    assert task.max_words == task.decode_length == 20
+    # A longer caption here means another rule read the data: an error naming it, never a truncation.
+    long_task, long_examples = make_task(tmp_path, [twenty + " extra"], features[:1])
+    with pytest.raises(ValueError, match=r"example 'c0': caption of 21 words, more than data.options.max_words=20"):
+        long_task.caption_tokens(long_examples)
+    # One setting: changing the data option moves all three; eval.max_length only shortens decoding.
+    short, _ = make_task(tmp_path, ["chest x ray"], features[:1], max_words=12)
+    assert (short.prefix_length, short.decode_length) == (13, 12)
+    short.config.eval.max_length = 5
+    assert short.decode_length == 5
+    config = short.config
+    config.model.options = {**config.model.options, "max_words": 20}
+    with pytest.raises(ConfigError, match="model.options.max_words=20: the caption length is data.options.max_words"):
+        TASKS.get("model80")(config)
+    config.model.options = {**config.model.options, "max_words": 12}  # what older workdirs carry
+    assert TASKS.get("model80")(config).max_words == 12
+
+
+def test_decoding_never_emits_unk_and_stops_at_max_words(tmp_path):
+    """A model whose favourite token is <unk> (then a word, never <end>) decodes
+    max_words real words, in greedy and in beam search."""
+    features = np.ones((2, 3), np.float16)
+    task, _ = make_task(tmp_path, ["chest x ray"], features[:1], max_words=6)
+    model = from_preset("tiny", vocabulary_size=len(task.vocabulary), feature_dim=3, dropout=0.0)
+    layer = model.get_layer("next_word")
+    kernel, bias = layer.get_weights()
+    bias[:] = -10.0
+    bias[UNK_ID], bias[task.vocabulary.token_to_id("ray")] = 10.0, 8.0
+    layer.set_weights([np.zeros_like(kernel), bias])
+    probabilities = np.asarray(model({"image_features": features.astype(np.float32), "tokens": np.full((2, 1), START_ID)}))
+    assert (probabilities.argmax(-1) == UNK_ID).all()
+    ray = task.vocabulary.token_to_id("ray")
+    for method, beams in (("greedy", 1), ("beam", 3)):
+        tokens = task.generate(model, features, decoder=task.decoder(model, method=method, beam_size=beams))
+        assert tokens.tolist() == [[ray] * 6] * 2, method
 
 
 # ---------------------------------------------------------------------------

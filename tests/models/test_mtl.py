@@ -364,6 +364,71 @@ def test_experiment_configs_follow_the_paper():
     assert weights.data.synthetic_num != 2000 and weights.data.image_size == (224, 224)  # real data: paper sizes
 
 
+def test_model_without_the_icd_title_input(tmp_path):
+    full, without = _tiny(), _tiny(use_icd_title=False)
+    assert "icd_title" in list(full.input) and "icd_title" not in list(without.input)
+    assert without.unified_block.text_vocabulary_sizes == {"chief_complaint": COMPLAINT_VOCAB}
+    # Exactly the ICD Embedding and its Dense (kernel, bias) are gone.
+    assert len(full.weights) - len(without.weights) == 3
+    inputs = _inputs()
+    inputs.pop("icd_title")
+    out = without(inputs)
+    assert tuple(out["report"].shape) == (3, 7, VOCAB) and tuple(out["acuity"].shape) == (3, 4)
+    tokens, mask = without.unified_block({k: inputs[k] for k in without.unified_block.input_names})
+    assert tuple(mask.shape) == (3, 3 + inputs["chief_complaint"].shape[1])  # vitals, gender, race + complaint words
+    assert without.get_config()["use_icd_title"] is False and full.get_config()["use_icd_title"] is True
+    restored = run_model_saving_test(without, inputs, tmp_path)
+    assert restored.get_config()["use_icd_title"] is False
+    with pytest.raises(ValueError, match="use_icd_title='no'"):
+        _tiny(use_icd_title="no")
+
+
+def test_mtl_tp_no_icd_experiment_leaves_the_icd_title_out(mimic_dir, tmp_path):
+    from medcap import training
+
+    tp, no_icd = load_experiment("mtl_tp"), load_experiment("mtl_tp_no_icd")
+    assert no_icd.model.options == {**tp.model.options, "regime": "MTL-TP (no ICD title)", "use_icd_title": False}
+    assert no_icd.paper_results == mtl_report.PAPER_RESULTS["MTL-TP"] and no_icd.train == tp.train
+    assert any("use_icd_title" in choice for choice in no_icd.choices)
+    config = _smoke_config("mtl_tp_no_icd", mimic_dir, tmp_path)
+    splits = training.load_splits(config.data).splits
+    batches = {}
+    for name, cfg in (("tp", _smoke_config("mtl_tp", mimic_dir, tmp_path)), ("no_icd", config)):
+        task = MTLTask(cfg)
+        task.prepare(splits, tmp_path / name)
+        inputs, _ = next(iter(task.eval_dataset(splits["val"][:4], batch_size=4)))
+        batches[name] = inputs
+        model = task.build_model()
+        assert sorted(model.input) == sorted(inputs)
+        assert tuple(model(inputs)["acuity"].shape) == (4, 4)
+    assert sorted(batches["tp"]) == sorted([*batches["no_icd"], "icd_title"])
+    with pytest.raises(ConfigError, match="use_icd_title='no'"):
+        MTLTask(load_experiment("mtl_tp", overrides=["model.options.use_icd_title=no"]))
+
+
+def test_train_mtl_stl_says_which_single_task_model_it_trains(monkeypatch, tmp_path, capsys):
+    from medcap import cli, training
+
+    trained = []
+    monkeypatch.setattr(training, "fit", lambda config, workdir: trained.append(config.model.options["tasks"]) or {})
+    assert cli.main(["train", "mtl_stl", "--workdir", str(tmp_path / "report")]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "mtl_stl: this run trains the single-task model for report only; paper 001's STL baseline is three separate "
+        "models (report, acuity, findings). Train the others with: "
+        "medcap train mtl_stl --set model.options.tasks=acuity --workdir runs/mtl_stl_acuity; "
+        "medcap train mtl_stl --set model.options.tasks=findings --workdir runs/mtl_stl_findings "
+        "(`make reproduce-mtl` runs all three into results/mtl/stl/)."
+    )
+    argv = ["train", "mtl_stl", "--workdir", str(tmp_path / "acuity"), "--set", "model.options.tasks=acuity"]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "trains the single-task model for acuity only" in err
+    assert "tasks=report --workdir runs/mtl_stl_report; medcap train mtl_stl --set model.options.tasks=findings" in err
+    assert cli.main(["train", "mtl_tp", "--workdir", str(tmp_path / "tp")]) == 0
+    assert "mtl_stl" not in capsys.readouterr().err  # one run, one model: nothing to say
+    assert trained == [["report"], "acuity", ["report", "acuity", "findings"]]
+
+
 def test_total_loss_is_the_weighted_sum_of_task_losses(mimic_dir, tmp_path):
     config = _smoke_config("mtl_tp", mimic_dir, tmp_path)
     from medcap import training
@@ -493,7 +558,7 @@ def test_bertscore_with_a_local_tiny_keras_hub_preset(tmp_path):
 
     refs = ["no pleural effusion", "heart size is normal", "no pleural effusion"]
     cands = ["no pleural effusion", "no pleural effusion", ""]
-    scores = mtl_report.bertscore(refs, cands, preset)
+    scores = mtl_report.bertscore(refs, cands, preset, layer=2)  # bert-score's num_layers: all 2 layers
     np.testing.assert_allclose(scores[0], [1.0, 1.0, 1.0], atol=1e-6)
     assert 0 < scores[1, 2] < 1 and scores[2].tolist() == [0.0, 0.0, 0.0]
     swapped = mtl_report.bertscore(cands[:2], refs[:2], preset, layer=0)
@@ -594,3 +659,126 @@ def test_each_head_beats_its_trivial_baseline_on_synthetic_data(tmp_path):
     assert re.search(rf"\| `Bleu_2` \| [0-9.]+ \| {metrics['Bleu_2']:.4f} \| {metrics['baselines/constant/Bleu_2']:.4f} \|", run_report)
     report = mtl_report.write_regime_report(tmp_path / "results").read_text()
     assert f"| MTL-EQ (ours) | {metrics['Bleu_1']:.4f} |" in report
+
+
+# ---------------------------------------------------------------------------
+# Report module: BERTScore setting, the loss-weight sweep on validation, the no-ICD run
+
+
+def _tiny_bert_preset(path: Path) -> Path:
+    import keras_hub
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "no", "pleural", "effusion", "heart", "size", "normal", "is"]
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(words), num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=16
+    )
+    backbone.save_to_preset(str(path))
+    keras_hub.models.BertTokenizer(vocabulary=words).save_to_preset(str(path))
+    return path
+
+
+def _write_predictions(workdir: Path, pairs: dict[str, tuple[str, str]], baseline: dict[str, str]) -> None:
+    predictions = {key: {"report": cand, "reference": ref} for key, (ref, cand) in pairs.items()}
+    (workdir / "predictions_test.json").write_text(json.dumps(predictions))
+    (workdir / "baselines_test.json").write_text(json.dumps({"constant": baseline}))
+
+
+def test_regime_report_says_which_bertscore_setting_the_paper_implies(tmp_path):
+    from medcap.evaluation.bertscore import BertScorer
+
+    preset = _tiny_bert_preset(tmp_path / "tiny_bert")
+    baseline = tmp_path / "tiny_bert.tsv"
+    baseline.write_text("LAYER,P,R,F\n0,0.5,0.5,0.5\n1,0.6,0.6,0.6\n2,0.7,0.65,0.75\n")  # bert-score's format
+    results = tmp_path / "results"
+    tasks = ("report", "acuity", "findings")
+    losses = {"val_report_loss": [3.0, 2.0], "val_acuity_loss": [0.5, 0.4], "val_findings_loss": [0.6, 0.5]}
+    tp_pairs = {"a": ("no pleural effusion", "no pleural effusion"), "b": ("heart size is normal", "heart size normal")}
+    no_icd_pairs = {"a": ("no pleural effusion", "heart size is normal"), "b": ("heart size is normal", "no effusion")}
+    constant = {"a": "heart size is normal", "b": "heart size is normal"}
+    _fake_run(results / "tp", tasks=tasks, val_losses=losses, metrics={"Bleu_1": 0.31, "ml/f1": 0.52, "oc/accuracy": 0.61})
+    _write_predictions(results / "tp", tp_pairs, constant)
+    _fake_run(results / "tp_no_icd", tasks=tasks, val_losses=losses,
+              metrics={"Bleu_1": 0.27, "ml/f1": 0.44, "oc/accuracy": 0.58})  # fmt: skip
+    _write_predictions(results / "tp_no_icd", no_icd_pairs, constant)
+
+    def mean_f1(pairs: dict, **kwargs) -> str:
+        scores = BertScorer(preset, **kwargs).score([r for r, _ in pairs.values()], [c for _, c in pairs.values()])
+        return f"{scores[:, 2].mean():.4f}"
+
+    # raw, bert-score's layer 2 of 2 asked for explicitly (roberta-large's default 17 does not exist here)
+    report = mtl_report.write_regime_report(results, bert_preset=str(preset), bert_layer=2).read_text()
+    assert f"| MTL-TP (ours) | 0.3100 | n/a | n/a | n/a | {mean_f1(tp_pairs, layer=2)} | n/a |" in report
+    assert f"| mtl_tp_no_icd (ours) | 0.2700 | n/a | n/a | n/a | {mean_f1(no_icd_pairs, layer=2)} | n/a |" in report
+    assert "| mtl_tp_no_icd (ours) | 0.4400 |" not in report  # Table 3's first column is precision
+    assert "| mtl_tp_no_icd (ours) | n/a | n/a | 0.4400 |" in report and "| mtl_tp_no_icd (ours) | 0.5800 |" in report
+    constant_pairs = {k: (ref, constant[k]) for k, (ref, _) in tp_pairs.items()}
+    assert f"| baseline: constant | n/a | n/a | n/a | n/a | {mean_f1(constant_pairs, layer=2)} | n/a |" in report
+    assert "is plausible only with bert-score's baseline rescaling" in report
+    assert "raw F1 of about 0.866" in report  # 0.2056 rescaled with roberta-large's layer-17 F baseline 0.83122575
+    assert "Ours is raw: it is not comparable with the paper's BS_F1" in report
+    assert "(roberta-large, layer 2, no idf, raw (no baseline rescaling))" in report
+    assert mtl_report.EXTRA_RUNS_NOTE in report and "- mtl_tp_no_icd: `" in report
+    assert "Bio-CBS_F1: unavailable: no local keras-hub BERT preset given" in report
+
+    # rescaled with the baseline file: (F - 0.75) / (1 - 0.75)
+    rescaled = mtl_report.write_regime_report(
+        results, bert_preset=str(preset), bert_layer=2, bert_baseline=str(baseline)
+    ).read_text()
+    raw_tp = float(mean_f1(tp_pairs, layer=2))
+    assert f"| MTL-TP (ours) | 0.3100 | n/a | n/a | n/a | {mean_f1(tp_pairs, layer=2, baseline=baseline)} |" in rescaled
+    assert abs(float(mean_f1(tp_pairs, layer=2, baseline=baseline)) - (raw_tp - 0.75) / 0.25) < 1e-3
+    assert "Ours is rescaled, so it is on the paper's scale." in rescaled
+    # the no-ICD run is optional: without it the report still builds and says how to run it
+    (results / "tp_no_icd" / "metrics.json").unlink()
+    report = mtl_report.write_regime_report(results).read_text()
+    assert "mtl_tp_no_icd (ours)" not in report and "(not run; optional: `medcap train mtl_tp_no_icd" in report
+    assert mtl_report.main([str(results), "--bert-preset", str(preset)]) == 2  # layer 17 > 2 layers: a clear error
+
+
+def test_loss_weight_sweep_is_chosen_on_validation_and_tested_once(tmp_path):
+    sweep_config = load_experiment("mtl_tp_sweep")
+    assert sweep_config.eval.split == "val" and any("validation BLEU-4" in c for c in sweep_config.choices)
+    assert load_experiment("mtl_tp").eval.split == "test"
+
+    results = tmp_path / "results"
+    losses = {"val_report_loss": [3.0, 2.0], "val_acuity_loss": [0.5, 0.4], "val_findings_loss": [0.6, 0.5]}
+    tasks = ("report", "acuity", "findings")
+    runs = {  # name -> (weights, validation BLEU-4, validation ROUGE-L)
+        "w1.0,0.5,0.25": ("1,0.5,0.25", 0.080, 0.30),
+        "w1.0,0.3,0.1": ("1,0.3,0.1", 0.095, 0.28),
+        "w1.0,0.7,0.4": ("1,0.7,0.4", 0.095, 0.31),  # ties on BLEU-4, wins on ROUGE-L
+        "w1.0,1.0,1.0": ("1,1,1", 0.070, 0.35),
+    }
+    for name, (weights, bleu4, rouge) in runs.items():
+        workdir = results / "sweep" / name
+        _fake_run(workdir, tasks=tasks, val_losses=losses,
+                  metrics={"meta/split": "val", "meta/loss_weights": weights, "Bleu_4": bleu4, "ROUGE_L": rouge,
+                           "ml/f1": 0.5, "oc/accuracy": 0.6})  # fmt: skip
+        # every run has test scores on disk; only the chosen one may be shown
+        (workdir / "metrics_test.json").write_text(json.dumps({"Bleu_4": 0.9 + bleu4, "ROUGE_L": 0.77, "ml/f1": 0.66}))
+    _fake_run(results / "sweep" / "old_test_scored", tasks=tasks, val_losses=losses,
+              metrics={"meta/split": "test", "Bleu_4": 0.5})  # fmt: skip
+
+    report = mtl_report.write_regime_report(results).read_text()
+    section = report[report.index("## Loss-weight sweep") :]
+    assert "| run | alpha,beta,gamma | val B_1 | val B_2 | val B_3 | val B_4 | val R_L | val ML F1 | val OC acc. |" in section
+    assert "| **w1.0,0.7,0.4** (chosen) | 1,0.7,0.4 | n/a | n/a | n/a | 0.0950 | 0.3100 | 0.5000 | 0.6000 |" in section
+    assert "| w1.0,0.3,0.1 | 1,0.3,0.1 | n/a | n/a | n/a | 0.0950 | 0.2800 |" in section
+    assert "Chosen: `w1.0,0.7,0.4` (alpha, beta, gamma = 1,0.7,0.4), validation B_4 0.0950." in section
+    assert "| w1.0,0.7,0.4 | 1,0.7,0.4 | n/a | n/a | n/a | 0.9950 | 0.7700 | 0.6600 | n/a |" in section
+    for other in ("0.9800", "0.9700", "0.9950 | 0.7700 | 0.6600 | n/a |\n| w"):
+        assert other not in section  # no other run's test score, and one test row
+    assert "`old_test_scored` was scored on `test`, not `val`" in section and "| old_test_scored |" not in section
+    chosen = json.loads((results / "sweep" / "chosen.json").read_text())
+    assert chosen["run"] == "w1.0,0.7,0.4" and chosen["chosen_by"] == "val/Bleu_4" and chosen["test"]["Bleu_4"] == 0.995
+
+    # Without test scores the chosen run is named with the command that scores it; nothing else is shown.
+    (results / "sweep" / "w1.0,0.7,0.4" / "metrics_test.json").unlink()
+    section = mtl_report.write_regime_report(results).read_text().split("## Loss-weight sweep")[1]
+    assert f"Test split: not scored on test yet: run `medcap evaluate --workdir {results / 'sweep' / 'w1.0,0.7,0.4'} --split test`" in section
+    assert "0.9950" not in section and "0.9800" not in section
+    assert "Test split: not scored on test: " in mtl_report.write_regime_report(
+        results, score_sweep_on_test=True
+    ).read_text()  # no model.keras in a fake run
+
