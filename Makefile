@@ -22,7 +22,7 @@ help:
 	@echo "make reproduce-mtl-sweep paper 001 MTL-TP loss-weight sweep (results/mtl/sweep)"
 	@echo "make reproduce-clip      paper 002 CLIP dual encoder, Tables 1 + 3 (results/clip; IU_XRAY_DIR=, BIOBERT_DIR=)"
 	@echo "make bench               ratio benchmarks in bench/"
-	@echo "make lint                ruff"
+	@echo "make lint                ruff (also run first by make test)"
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,12 +32,13 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
 
+# The rule set is pyproject.toml's [tool.ruff.lint]; ruff is pinned in setup.cfg's dev extra.
 lint: $(STAMP)
 	$(BIN)/ruff check medcap tests bench experiments
 

@@ -19,6 +19,9 @@ import json
 import sys
 from pathlib import Path
 
+from medcap.errors import USER_ERRORS
+from medcap.errors import CommandError as CommandError  # defined low, re-exported here
+
 #: Modules whose `register(subparsers)` adds commands, in help order.
 COMMAND_MODULES = (
     "medcap.cli",  # experiments, train, evaluate, caption (below)
@@ -42,17 +45,6 @@ class _Parser(argparse.ArgumentParser):
             help="show TensorFlow's C++ log lines (also MEDCAP_VERBOSE=1)",
         )
 
-
-class CommandError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from medcap.config import ConfigError
-    from medcap.data.base import DataError
-    from medcap.registry import UnknownNameError
-
-    return (CommandError, ConfigError, DataError, UnknownNameError, FileNotFoundError, NotADirectoryError)
 
 
 # ---------------------------------------------------------------------------
@@ -174,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tf_logs.quiet_tensorflow_import(verbose):
             code = args.handler(args)
-    except _user_errors() as err:
+    except USER_ERRORS as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"medcap: error: {message}", file=sys.stderr)
         return 2

@@ -21,15 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medcap.errors import ConfigError as ConfigError  # defined low, re-exported here
+
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 WEIGHT_POLICIES = ("auto", "imagenet", "none")
 NORMALIZATIONS = ("none", "unit", "imagenet_caffe", "imagenet_torch", "symmetric")
 SPLITS = ("train", "val", "test")
-
-
-class ConfigError(ValueError):
-    """A config value is invalid; the message names the field."""
 
 
 def _check(condition: bool, message: str) -> None:

@@ -346,9 +346,9 @@ def default_cache_dir(data_config, backbone: str = "vgg16") -> Path:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from medcap.cli import CommandError
     from medcap.config import DataConfig, check_weights_policy
-    from medcap.training import load_splits
+    from medcap.data.loading import load_splits
+    from medcap.errors import CommandError
 
     check_weights_policy(args.weights, "--weights")
     if args.backbone not in FEATURE_LAYERS:

@@ -7,17 +7,13 @@ at once instead of being debugged.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from medcap.errors import UnknownNameError as UnknownNameError  # defined low, re-exported here
+
 T = TypeVar("T")
-
-
-class UnknownNameError(KeyError):
-    """An unknown registry name; the message lists the valid names."""
-
-    def __str__(self) -> str:  # KeyError would quote the whole message.
-        return str(self.args[0])
 
 
 class Registry(Generic[T]):
@@ -80,15 +76,33 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
-def _load_datasets() -> None:
-    import medcap.data.sources  # noqa: F401  (registers every dataset reader)
+#: The modules that register each registry's entries, imported by name on the
+#: first lookup. Named by string, not imported: the registry sits below the
+#: readers and tasks that register themselves in it, and importing them here
+#: would tie the bottom of the package to its top.
+DATASET_MODULES: tuple[str, ...] = (
+    "medcap.data.iu_xray",
+    "medcap.data.medicat",
+    "medcap.data.mimic",
+)
+TASK_MODULES: tuple[str, ...] = (
+    "medcap.models.model80_task",  # paper 000: Model-80 / Model-70
+    "medcap.models.mtl_task",  # paper 001: cross-modal multi-task transformer
+    "medcap.models.clip_task",  # paper 002: CLIP-style dual encoder
+)
 
 
-def _load_tasks() -> None:
-    import medcap.models.tasks  # noqa: F401  (registers every model task)
+def import_modules(names: tuple[str, ...]) -> Callable[[], None]:
+    """A loader that imports each named module (each registers itself)."""
+
+    def load() -> None:
+        for name in names:
+            importlib.import_module(name)
+
+    return load
 
 
 #: Dataset readers by name (`medicat`, `iu_xray`, `mimic`); see medcap.data.base.
-DATASETS: Registry = Registry("dataset", _load_datasets)
+DATASETS: Registry = Registry("dataset", import_modules(DATASET_MODULES))
 #: Model tasks by name (`model80`, ...): build the model and its data pipeline.
-TASKS: Registry = Registry("model", _load_tasks)
+TASKS: Registry = Registry("model", import_modules(TASK_MODULES))

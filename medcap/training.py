@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from medcap.config import ConfigError, DataConfig, ExperimentConfig, TrainConfig
-from medcap.data.base import ReadResult
+from medcap.config import ConfigError, ExperimentConfig, TrainConfig
+from medcap.data.loading import load_splits
+from medcap.workdir import resolve_workdir
 
 log = logging.getLogger("medcap.training")
 
@@ -112,40 +113,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 # ---------------------------------------------------------------------------
 # Data
-
-
-def load_splits(data: DataConfig) -> ReadResult:
-    """Reads the configured dataset; with no `source_dir`, writes (once) and
-    reads the synthetic dataset in that dataset's real on-disk format."""
-    from medcap.registry import DATASETS
-
-    source = DATASETS.get(data.name)
-    if data.synthetic:
-        from medcap.data.synthetic import ensure_synthetic, tree_dir
-
-        source_dir = ensure_synthetic(
-            source,
-            tree_dir(data),
-            num=data.synthetic_num,
-            seed=data.synthetic_seed,
-            image_size=data.synthetic_image_size,
-        )
-    else:
-        source_dir = Path(data.source_dir)
-        if not source_dir.is_dir():
-            raise FileNotFoundError(f"data.source_dir={source_dir}: no such directory")
-    result = source.read(
-        source_dir,
-        variant=data.variant,
-        split_seed=data.split_seed,
-        skip_invalid=data.skip_invalid,
-        options=dict(data.options),
-    )
-    if data.max_examples:
-        result.splits = {name: examples[: data.max_examples] for name, examples in result.splits.items()}
-    result.info.setdefault("source_dir", str(source_dir))
-    result.info.setdefault("synthetic", data.synthetic)
-    return result
 
 
 # ---------------------------------------------------------------------------
@@ -421,38 +388,6 @@ def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None) -> dic
     metrics = task.evaluate(model, data.splits, config.eval.split, workdir)
     write_json(workdir / "metrics.json", metrics)
     return {"metrics": metrics, "history": history.history, "environment": environment}
-
-
-RESULTS_INDEX = "runs.json"
-
-
-def write_results_index(results_dir: str | Path, default: str, runs: list[str]) -> Path:
-    """Marks `results_dir` as a collection of run workdirs (a paper's several
-    experiments) whose `default` run answers `--workdir results_dir`."""
-    results_dir = Path(results_dir)
-    if default not in runs:
-        raise ValueError(f"default run {default!r} is not among {runs}")
-    path = results_dir / RESULTS_INDEX
-    path.write_text(json.dumps({"default": default, "runs": runs}, indent=2) + "\n")
-    return path
-
-
-def resolve_workdir(workdir: str | Path) -> Path:
-    """A run's workdir, or the default run of a results collection
-    (`runs.json`, written by the paper reports), e.g. `results/clip`."""
-    workdir = Path(workdir)
-    if (workdir / "config.json").exists():
-        return workdir
-    index = workdir / RESULTS_INDEX
-    if index.exists():
-        default = workdir / json.loads(index.read_text())["default"]
-        if not (default / "config.json").exists():
-            raise FileNotFoundError(f"{index}: default run {default} has no config.json (was it trained?)")
-        log.info("%s holds several runs; using its default run %s", workdir, default)
-        return default
-    runs = sorted(str(p.parent) for p in workdir.glob("*/config.json")) if workdir.is_dir() else []
-    hint = f"; runs inside: {', '.join(runs)}" if runs else ""
-    raise FileNotFoundError(f"{workdir}: not a medcap workdir (no config.json){hint}")
 
 
 def _load_workdir(workdir: Path):

@@ -239,18 +239,3 @@ def test_multi_worker_mirrored_strategy_with_two_local_workers(tmp_path):
         assert out["strategy"] == "MultiWorkerMirroredStrategy" and out["replicas"] == 2
     # Workers train one synchronised model: identical loss curves.
     assert outputs[0]["loss"] == outputs[1]["loss"]
-
-
-def test_results_collection_resolves_to_its_default_run(tmp_path):
-    from medcap.training import resolve_workdir, write_results_index
-
-    for run in ("proposed", "baseline"):
-        (tmp_path / run).mkdir()
-        (tmp_path / run / "config.json").write_text("{}")
-    with pytest.raises(FileNotFoundError, match=r"no config.json\); runs inside: .*baseline, .*proposed"):
-        resolve_workdir(tmp_path)
-    write_results_index(tmp_path, "proposed", ["proposed", "baseline"])
-    assert resolve_workdir(tmp_path) == tmp_path / "proposed"
-    assert resolve_workdir(tmp_path / "baseline") == tmp_path / "baseline"
-    with pytest.raises(ValueError, match="not among"):
-        write_results_index(tmp_path, "missing", ["proposed"])

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from medcap.errors import DataError as DataError  # defined low, re-exported here
+
 COMMON_KEYS = ("id", "patient_id", "image", "report", "report_clean")
 OPTIONAL_KEYS = (
     "vitals",
@@ -48,37 +50,6 @@ OPTIONAL_KEYS = (
 SPLIT_NAMES = ("train", "val", "test")
 
 Example = dict[str, Any]
-
-
-class DataError(ValueError):
-    """Malformed input. `str(error)` reads `file: record: field: message`."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        file: str | Path | None = None,
-        record: str | int | None = None,
-        field: str | None = None,
-    ):
-        self.message = message
-        self.file = str(file) if file is not None else None
-        self.record = record
-        self.field = field
-        super().__init__(self._render())
-
-    def _render(self) -> str:
-        where = []
-        if self.file is not None:
-            where.append(self.file)
-        if self.record is not None:
-            where.append(f"record {self.record}" if not isinstance(self.record, str) else self.record)
-        if self.field is not None:
-            where.append(f"field {self.field!r}")
-        return ": ".join(where + [self.message])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "record": self.record, "field": self.field, "message": self.message}
 
 
 @dataclass

@@ -44,7 +44,7 @@ def _print_problems(problems, stream) -> None:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from medcap.cli import CommandError
+    from medcap.errors import CommandError
 
     if args.num < 1:
         raise CommandError(f"--num {args.num}: need at least 1")
@@ -61,7 +61,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from medcap.cli import CommandError
+    from medcap.errors import CommandError
 
     source = _source(args.dataset)
     kwargs = {}
@@ -84,7 +84,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _parse_options(items: list[str] | None) -> dict:
-    from medcap.cli import CommandError
+    from medcap.errors import CommandError
 
     options = {}
     for item in items or []:

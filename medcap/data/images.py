@@ -4,7 +4,7 @@ Every image becomes `uint8` RGB pixels of shape (height, width, 3). Two entry
 points give identical values for the same file:
 
 * `load_pixels(path)`: numpy, Pillow and pydicom; used by data checks
-  (`medcap.data.io.check_image`), TFDS builds and error reports.
+  (`check_image`), TFDS builds and error reports.
 * `decode_pixels(path_tensor)`: the tf.data entry point (`read_image`). PNG
   and JPEG keep TensorFlow's native kernels; everything else, DICOM among
   them, goes through `load_pixels` in `tf.numpy_function`.
@@ -73,6 +73,11 @@ Formats:
   JPEG XL) says so.
 
 Unreadable or corrupt files raise `DataError` naming the file.
+
+`check_image` is what the readers call for each image a record names, per
+`IMAGE_CHECKS` mode: "none", "exists" (the file is there and non-empty) or
+"decode" (`load_pixels` decodes every pixel, which catches truncated
+PNG/JPEG files and DICOM files without a usable decoder).
 """
 
 from __future__ import annotations
@@ -84,6 +89,9 @@ from typing import Any
 import numpy as np
 
 from medcap.data.base import DataError
+from medcap.data.io import read_bytes
+
+IMAGE_CHECKS = ("none", "exists", "decode")
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -148,8 +156,6 @@ def is_plain_8bit(data: bytes, name: str | Path = "") -> bool:
 def load_pixels(path: str | Path) -> np.ndarray:
     """uint8 (height, width, 3) pixels of an image file (see the module docstring);
     a missing or unreadable file is a DataError naming it."""
-    from medcap.data.io import read_bytes
-
     return decode_bytes(read_bytes(path), Path(path))
 
 
@@ -366,6 +372,40 @@ def _apply_voi_lut(values: np.ndarray, item: Any, ds: Any) -> np.ndarray:
         raise ValueError(f"VOI LUT has {len(table)} entries, its descriptor says {entries}")
     index = np.clip(np.rint(values) - first, 0, entries - 1).astype(np.int64)
     return table[index].astype(np.float64) * (255.0 / (2**bits - 1))
+
+
+# ---------------------------------------------------------------------------
+# Reader checks
+
+
+def check_image(
+    image_path: str | Path,
+    mode: str,
+    *,
+    file: str | Path | None = None,
+    record: str | int | None = None,
+    field: str = "image",
+) -> None:
+    """Raises DataError when the image fails the `mode` check.
+
+    `file`/`record`/`field` locate the reference (the annotation that names
+    the image); the message names the image path itself.
+    """
+    if mode not in IMAGE_CHECKS:
+        raise ValueError(f"unknown image check {mode!r}; valid: {', '.join(IMAGE_CHECKS)}")
+    if mode == "none":
+        return
+    image_path = Path(image_path)
+    where = {"file": file if file is not None else image_path, "record": record, "field": field}
+    if not image_path.is_file():
+        raise DataError(f"missing image file {image_path}", **where)
+    if image_path.stat().st_size == 0:
+        raise DataError(f"empty image file {image_path}", **where)
+    if mode == "decode":
+        try:
+            load_pixels(image_path)
+        except DataError as err:
+            raise DataError(f"unreadable image {image_path}: {err.message}", **where) from None
 
 
 # ---------------------------------------------------------------------------

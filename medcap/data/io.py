@@ -12,10 +12,6 @@ the field, so a user with a broken download learns exactly what to fix:
   missing column names the column and lists the ones found.
 * `parse_xml`: an XML document (ElementTree) with UTF-8 and syntax errors
   located by line.
-* `check_image`: per `IMAGE_CHECKS` mode, "none", "exists" (the file is
-  there and non-empty) or "decode" (`medcap.data.images.load_pixels`
-  decodes every pixel, which catches truncated PNG/JPEG files and DICOM
-  files without a usable decoder).
 * `check_by_reading`: a `DatasetSource.check` built on the source's reader.
 * `group_split`: seeded group-disjoint split (patients, or MediCat papers,
   never cross splits), used by every reader that draws its own split.
@@ -34,8 +30,6 @@ from typing import Any
 import numpy as np
 
 from medcap.data.base import CheckReport, DataError
-
-IMAGE_CHECKS = ("none", "exists", "decode")
 
 
 def _utf8(data: bytes, path: Path, *, line_offset: int = 0) -> str:
@@ -141,38 +135,6 @@ def parse_xml(path: str | Path) -> ET.Element:
     except ET.ParseError as err:
         line, column = err.position
         raise DataError(f"malformed XML at column {column}: {err}", file=path, record=f"line {line}") from None
-
-
-def check_image(
-    image_path: str | Path,
-    mode: str,
-    *,
-    file: str | Path | None = None,
-    record: str | int | None = None,
-    field: str = "image",
-) -> None:
-    """Raises DataError when the image fails the `mode` check.
-
-    `file`/`record`/`field` locate the reference (the annotation that names
-    the image); the message names the image path itself.
-    """
-    if mode not in IMAGE_CHECKS:
-        raise ValueError(f"unknown image check {mode!r}; valid: {', '.join(IMAGE_CHECKS)}")
-    if mode == "none":
-        return
-    image_path = Path(image_path)
-    where = {"file": file if file is not None else image_path, "record": record, "field": field}
-    if not image_path.is_file():
-        raise DataError(f"missing image file {image_path}", **where)
-    if image_path.stat().st_size == 0:
-        raise DataError(f"empty image file {image_path}", **where)
-    if mode == "decode":
-        from medcap.data.images import load_pixels
-
-        try:
-            load_pixels(image_path)
-        except DataError as err:
-            raise DataError(f"unreadable image {image_path}: {err.message}", **where) from None
 
 
 def group_split(

@@ -84,6 +84,7 @@ import numpy as np
 from medcap.data import io as dio
 from medcap.data import synthetic
 from medcap.data.base import SPLIT_NAMES, CheckReport, DataError, ReadResult
+from medcap.data.images import check_image
 from medcap.registry import DATASETS
 from medcap.text import clean_report
 
@@ -308,7 +309,7 @@ def _r2gen_study(entry: Any, split: str, record: str, path: Path, source_dir: Pa
     images = []
     for view, relative in enumerate(paths):
         image = source_dir / IMAGES_DIR / relative
-        dio.check_image(image, check_images, file=path, record=record, field=f"image_path[{view}]")
+        check_image(image, check_images, file=path, record=record, field=f"image_path[{view}]")
         images.append(str(image))
     return {"id": study_id, "patient_id": patient_id_of(study_id), "images": images, "report": report.strip(), "split": split}
 
@@ -359,7 +360,7 @@ def _openi_study(xml_path: Path, source_dir: Path, check_images: str) -> tuple[d
         if not image_id:
             raise DataError("empty id", file=xml_path, record=f"report {xml_path.stem}", field=f"parentImage[{view}]@id")
         image = source_dir / PNG_DIR / f"{image_id}.png"
-        dio.check_image(image, check_images, file=xml_path, record=f"report {xml_path.stem}", field=f"parentImage[{view}]@id")
+        check_image(image, check_images, file=xml_path, record=f"report {xml_path.stem}", field=f"parentImage[{view}]@id")
         images.append(str(image))
     study_id = _VIEW_SUFFIX.sub("", image_ids[0])
     patient = f"CXR{xml_path.stem}" if xml_path.stem.isdigit() else patient_id_of(study_id)

@@ -72,6 +72,7 @@ import numpy as np
 from medcap.data import io as dio
 from medcap.data import synthetic
 from medcap.data.base import SPLIT_NAMES, CheckReport, DataError, ReadResult
+from medcap.data.images import check_image
 from medcap.registry import DATASETS
 from medcap.text import clean_caption, figure_label, tokenize
 
@@ -212,7 +213,7 @@ class MediCatSource:
         for item in kept:
             image = source_dir / FIGURES_DIR / item["id"]
             try:
-                dio.check_image(image, opts["check_images"], file=jsonl, record=f"line {item['line']}", field="fig_uri")
+                check_image(image, opts["check_images"], file=jsonl, record=f"line {item['line']}", field="fig_uri")
             except DataError as err:
                 fail(err)
                 continue

@@ -31,7 +31,7 @@ found, plain or gzipped). Only the columns edstays lacks are taken from
 MIMIC-IV; `info["demographics_source"]` names each one's source. Without
 the option, an edstays without them is an error naming the file.
 
-`options["check_images"]` (`medcap.data.io.IMAGE_CHECKS`): "exists"
+`options["check_images"]` (`medcap.data.images.IMAGE_CHECKS`): "exists"
 (default) or "decode" for each kept study's image; `check()` decodes.
 `options["image_format"]` (`IMAGE_FORMATS`): "jpg" or "dcm" reads only that
 release's files; "auto" (default) takes each image's .jpg and falls back to
@@ -170,7 +170,8 @@ from typing import Any
 import numpy as np
 
 from medcap.data.base import CheckReport, DataError, Example, ReadResult
-from medcap.data.io import IMAGE_CHECKS, check_image, read_text
+from medcap.data.images import IMAGE_CHECKS, check_image
+from medcap.data.io import read_text
 from medcap.registry import DATASETS
 from medcap.text import clean_report
 

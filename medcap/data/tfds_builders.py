@@ -62,8 +62,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from medcap.data.base import COMMON_KEYS, SPLIT_NAMES, DataError, ReadResult
-from medcap.data.images import decode_bytes, is_plain_8bit
-from medcap.data.io import check_image
+from medcap.data.images import check_image, decode_bytes, is_plain_8bit
 from medcap.registry import DATASETS
 
 VERSION = tfds.core.Version("1.0.0")
@@ -166,7 +165,7 @@ class MedcapBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     #: The reader's result, set while preparing (for counts and skipped records).
     read_result: ReadResult | None = None
-    #: Image check while reading (`medcap.data.io.IMAGE_CHECKS`); it does not
+    #: Image check while reading (`medcap.data.images.IMAGE_CHECKS`); it does not
     #: change the content, so it is not part of the config.
     check_images: str = "decode"
 

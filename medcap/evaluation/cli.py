@@ -36,7 +36,7 @@ def _json_default(value: Any) -> Any:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from medcap.cli import CommandError
+    from medcap.errors import CommandError
     from medcap.evaluation import report, text_metrics
 
     references = text_metrics.load_text_map(args.references, role="references")
@@ -69,7 +69,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _parse_options(pairs: list[str] | None) -> dict[str, str]:
-    from medcap.cli import CommandError
+    from medcap.errors import CommandError
 
     options = {}
     for pair in pairs or []:
@@ -90,7 +90,7 @@ def _write_json(data: Any, path: str | None) -> None:
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    from medcap.cli import CommandError
+    from medcap.errors import CommandError
     from medcap.evaluation import baselines
     from medcap.registry import DATASETS
 

@@ -71,7 +71,7 @@ def compare_systems(
     Reports are aligned by id; the id sets must match.
     """
     if set(eval_a.ids) != set(eval_b.ids):
-        from medcap.evaluation.text_metrics import IdMismatchError, describe_id_mismatch
+        from medcap.evaluation.ids import IdMismatchError, describe_id_mismatch
 
         raise IdMismatchError(describe_id_mismatch(eval_a.ids, eval_b.ids))
     order_b = {report_id: i for i, report_id in enumerate(eval_b.ids)}

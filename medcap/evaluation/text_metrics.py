@@ -81,6 +81,11 @@ from typing import Any
 
 import numpy as np
 
+from medcap.evaluation.ids import (
+    IdMismatchError as IdMismatchError,  # defined low, re-exported here
+)
+from medcap.evaluation.ids import describe_id_mismatch as describe_id_mismatch
+
 #: Canonical pycocoevalcap result keys, in table order.
 COCO_KEYS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 #: Metric groups accepted by `metrics=`; each adds the keys listed.
@@ -102,10 +107,6 @@ METEOR_INSTALL_HINT = (
 #: nltk corpus_bleu weights of the nltk flavour (cumulative BLEU-1..4).
 NLTK_WEIGHTS = [(1.0,), (1 / 2,) * 2, (1 / 3,) * 3, (1 / 4,) * 4]
 _WHITESPACE = re.compile(r"\s+")
-
-
-class IdMismatchError(ValueError):
-    """References and predictions do not cover the same ids."""
 
 
 class MeteorUnavailable(RuntimeError):
@@ -145,25 +146,6 @@ def _as_text_list(value: Any, *, role: str, key: str) -> list[str]:
         return list(value)
     raise ValueError(
         f"{role}: id {key!r}: expected a text or a list of texts, got {type(value).__name__}"
-    )
-
-
-def describe_id_mismatch(
-    reference_ids: Iterable[str], prediction_ids: Iterable[str], *, show: int = 3
-) -> str | None:
-    """One line naming a few ids missing on each side, or None when the sets match."""
-    refs, preds = set(reference_ids), set(prediction_ids)
-    if refs == preds:
-        return None
-
-    def few(ids: set[str]) -> str:
-        listed = sorted(ids)[:show]
-        more = len(ids) - len(listed)
-        return (", ".join(listed) or "none") + (f" (+{more} more)" if more else "")
-
-    return (
-        f"ids differ: references have {len(refs)}, predictions have {len(preds)}; "
-        f"missing from predictions: {few(refs - preds)}; missing from references: {few(preds - refs)}"
     )
 
 

@@ -140,7 +140,7 @@ def _nearest_train_features(
         [backbone, keras.layers.GlobalAveragePooling2D()], name="baseline_densenet_gap"
     )
     batch = int(task.options["embed_batch_size"])
-    from medcap.models.clip_task import first_view
+    from medcap.models.clip_retrieval import first_view
 
     def features(examples):
         ds = task.image_dataset([first_view(e["image"]) for e in examples], batch_size=batch)
@@ -170,7 +170,7 @@ def evaluate_run(
     from medcap.evaluation import baselines as trivial
     from medcap.evaluation.classification import cosine_similarity, retrieval_metrics
     from medcap.evaluation.text_metrics import MeteorJar, MeteorUnavailable
-    from medcap.models.clip_task import encoder_text, top1_retrieval
+    from medcap.models.clip_retrieval import encoder_text, top1_retrieval
 
     config = task.config
     workdir = Path(workdir)
@@ -508,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out}")
     trained = [name for name in RUN_NAMES.values() if (Path(args.results_dir) / name / "model.keras").exists()]
     if RUN_NAMES["proposed"] in trained:  # `medcap caption --workdir results/clip` uses the proposed model
-        from medcap.training import write_results_index
+        from medcap.workdir import write_results_index
 
         write_results_index(args.results_dir, RUN_NAMES["proposed"], trained)
     return 0

@@ -60,6 +60,7 @@ import numpy as np
 
 from medcap.config import ConfigError, ExperimentConfig
 from medcap.data.base import Example
+from medcap.models.clip_retrieval import encoder_text, first_view, top1_retrieval
 from medcap.registry import TASKS
 from medcap.task import Task
 
@@ -80,47 +81,6 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     task = {**TASK_OPTIONS, **{k: v for k, v in options.items() if k in TASK_OPTIONS}}
     model = {k: v for k, v in options.items() if k not in TASK_OPTIONS}
     return task, model
-
-
-def first_view(image: Any) -> str:
-    """The image path of a study: the first view when there are several."""
-    if isinstance(image, (tuple, list)):
-        if not image:
-            raise ValueError("a study with no image")
-        return str(image[0])
-    return str(image)
-
-
-def encoder_text(example: Example) -> str:
-    """What the text encoder reads: the original report, whitespace-normalised
-    (case and punctuation kept for a cased BioBERT; see the module docstring)."""
-    return " ".join(str(example["report"]).split())
-
-
-def normalized_rows(matrix: np.ndarray) -> np.ndarray:
-    matrix = np.asarray(matrix, dtype=np.float32)
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-
-
-def top1_retrieval(
-    queries: np.ndarray, bank: np.ndarray, *, block: int = 4096
-) -> tuple[np.ndarray, np.ndarray]:
-    """(index, cosine similarity) of each query's most similar bank row.
-
-    One normalised matrix product per block of queries (ties: lowest index).
-    """
-    queries, bank = normalized_rows(queries), normalized_rows(bank)
-    if queries.shape[1] != bank.shape[1]:
-        raise ValueError(f"embedding sizes differ: queries {queries.shape}, bank {bank.shape}")
-    indices, similarities = [], []
-    for start in range(0, len(queries), block):
-        similarity = queries[start : start + block] @ bank.T
-        best = np.argmax(similarity, axis=1)
-        indices.append(best)
-        similarities.append(similarity[np.arange(len(best)), best])
-    if not indices:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    return np.concatenate(indices), np.concatenate(similarities)
 
 
 @TASKS.register("clip_dual_encoder")
@@ -387,7 +347,7 @@ class ClipTask(Task):
             raise RuntimeError("ClipTask: call restore(workdir) first")
         bank, texts = self.workdir / BANK_FILE, self.workdir / BANK_TEXTS_FILE
         if not (bank.is_file() and texts.is_file()):
-            from medcap.training import load_splits
+            from medcap.data.loading import load_splits
 
             log.info("no retrieval bank in %s: embedding the train reports", self.workdir)
             train = load_splits(self.config.data).splits["train"]

@@ -279,6 +279,15 @@ def _multilabel(y_true: np.ndarray, y_score: np.ndarray, names: Sequence[str]) -
     return out
 
 
+def report_text(example: Example, keep_punctuation: bool = False) -> str:
+    """The text the decoder learns and is scored on: `report_clean`, by
+    default without its sentence-final " ." tokens."""
+    text = example["report_clean"]
+    if keep_punctuation:
+        return text
+    return " ".join(word for word in text.split() if word != ".")
+
+
 def _ordinal(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:
     from medcap.evaluation.classification import ordinal_metrics
 
@@ -288,7 +297,6 @@ def _ordinal(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:
 def evaluate_run(task, model, splits: dict[str, list[Example]], split: str, workdir: Path) -> dict[str, Any]:
     """Scores one trained model on `split` and writes the run's files (module docstring)."""
     from medcap.evaluation.classification import decode_ordinal
-    from medcap.models.mtl_task import report_text
 
     config = task.config
     examples = splits[split]
@@ -985,7 +993,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = sorted({run for regime in REGIME_DIRS.values() for run in regime.values()} | set(EXTRA_RUNS.values()))
     trained = [run for run in runs if (Path(args.results_dir) / run / "model.keras").exists()]
     if "tp" in trained:  # `medcap caption --workdir results/mtl` uses MTL-TP, the paper's best regime
-        from medcap.training import write_results_index
+        from medcap.workdir import write_results_index
 
         write_results_index(args.results_dir, "tp", trained)
     return 0

@@ -68,6 +68,7 @@ import numpy as np
 
 from medcap.config import ConfigError, ExperimentConfig
 from medcap.data.base import DataError, Example
+from medcap.models.mtl_report import report_text
 from medcap.registry import TASKS
 from medcap.task import Task
 
@@ -134,15 +135,6 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     task = {**TASK_OPTIONS, **{k: v for k, v in options.items() if k in TASK_OPTIONS}}
     model = {k: v for k, v in options.items() if k not in TASK_OPTIONS}
     return task, model
-
-
-def report_text(example: Example, keep_punctuation: bool = False) -> str:
-    """The text the decoder learns and is scored on: `report_clean`, by
-    default without its sentence-final " ." tokens."""
-    text = example["report_clean"]
-    if keep_punctuation:
-        return text
-    return " ".join(word for word in text.split() if word != ".")
 
 
 @TASKS.register("mtl_transformer")

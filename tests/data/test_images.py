@@ -26,8 +26,9 @@ from pydicom.uid import (
 
 from medcap.data import images
 from medcap.data.base import DataError
-from medcap.data.io import check_image
+from medcap.data.images import check_image
 from medcap.data.pipeline import ImageDecoder, ImageSpec, read_image
+from medcap.data.synthetic import encode_png
 from medcap.data.tfds_builders import image_for_tfds
 from medcap.testing import write_dicom
 
@@ -390,3 +391,23 @@ def test_image_decoder_and_features_see_the_same_pixels_for_png_and_dicom(tmp_pa
     with pytest.raises(DataError, match="cannot read image") as caught:
         _raise_bad_image([png, str(bad)], ["a", "b"], RuntimeError("batch"))
     assert caught.value.file == str(bad) and caught.value.record == "b"
+
+
+def test_check_image_modes(tmp_path: Path):
+    good = tmp_path / "good.png"
+    good.write_bytes(encode_png(np.full((16, 16), 100, np.uint8)))
+    truncated = tmp_path / "truncated.png"
+    data = encode_png(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))
+    truncated.write_bytes(data[: len(data) // 2])
+    for mode in images.IMAGE_CHECKS:
+        check_image(good, mode)
+    check_image(tmp_path / "missing.png", "none")
+    check_image(truncated, "exists")  # "exists" does not decode
+    with pytest.raises(DataError) as info:
+        check_image(truncated, "decode", file="ann.json", record="train[0]", field="image_path[0]")
+    assert (info.value.file, info.value.record, info.value.field) == ("ann.json", "train[0]", "image_path[0]")
+    assert "unreadable image" in str(info.value) and "truncated.png" in str(info.value)
+    with pytest.raises(DataError, match="missing image file .*missing.png"):
+        check_image(tmp_path / "missing.png", "exists")
+    with pytest.raises(ValueError, match="unknown image check"):
+        check_image(good, "full")

@@ -10,7 +10,6 @@ import pytest
 
 from medcap.data import io as dio
 from medcap.data.base import DataError
-from medcap.data.synthetic import encode_png
 
 
 def test_read_csv_reads_plain_and_gzip(tmp_path: Path):
@@ -82,26 +81,6 @@ def test_parse_xml_errors_name_line(tmp_path: Path):
     with pytest.raises(DataError) as info:
         dio.parse_xml(path)
     assert info.value.record == "line 2" and "not valid UTF-8" in str(info.value)
-
-
-def test_check_image_modes(tmp_path: Path):
-    good = tmp_path / "good.png"
-    good.write_bytes(encode_png(np.full((16, 16), 100, np.uint8)))
-    truncated = tmp_path / "truncated.png"
-    data = encode_png(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))
-    truncated.write_bytes(data[: len(data) // 2])
-    for mode in dio.IMAGE_CHECKS:
-        dio.check_image(good, mode)
-    dio.check_image(tmp_path / "missing.png", "none")
-    dio.check_image(truncated, "exists")  # "exists" does not decode
-    with pytest.raises(DataError) as info:
-        dio.check_image(truncated, "decode", file="ann.json", record="train[0]", field="image_path[0]")
-    assert (info.value.file, info.value.record, info.value.field) == ("ann.json", "train[0]", "image_path[0]")
-    assert "unreadable image" in str(info.value) and "truncated.png" in str(info.value)
-    with pytest.raises(DataError, match="missing image file .*missing.png"):
-        dio.check_image(tmp_path / "missing.png", "exists")
-    with pytest.raises(ValueError, match="unknown image check"):
-        dio.check_image(good, "full")
 
 
 def test_group_split_is_group_disjoint_seeded_and_close_to_fractions():
