@@ -1,5 +1,10 @@
 """Report-generation text metrics that equal `pycocoevalcap` on the same input.
 
+One idea, though long: every metric here is scored from one aligned corpus
+with the same tokenisation, and the per-report statistics the bootstrap and
+the paired tests reuse are the ones the corpus scores are built from, so
+splitting BLEU, METEOR, ROUGE-L and CIDEr apart would split that contract.
+
 API (what the trainer and `medcap score` call):
 
     evaluate(references, predictions, *, metrics=None, bleu_flavour="coco",

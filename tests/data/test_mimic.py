@@ -17,7 +17,9 @@ import pytest
 
 from medcap.data import mimic
 from medcap.data.base import DataError, validate_example
+from medcap.data.mimic.join import _Stay
 from medcap.registry import DATASETS
+from medcap.text import clean_report
 
 NUM_STUDIES = 240
 SEED = 3
@@ -289,14 +291,14 @@ def test_reader_keeps_subsection_labels_of_a_real_style_report(tree, truth, tmp_
     report_path(copy, truth[key]).write_text(SUBSECTION_REPORT, encoding="utf-8")
     example = next(e for e in all_examples(mimic.read_mimic(copy, variant="official")) if e["id"] == key)
     assert example["report"] == mimic.extract_report(SUBSECTION_REPORT)
-    assert example["report_clean"] == mimic.clean_report(mimic.extract_report(SUBSECTION_REPORT), "mimic_cxr")
+    assert example["report_clean"] == clean_report(mimic.extract_report(SUBSECTION_REPORT), "mimic_cxr")
     assert "heart" in example["report_clean"].split() and "bones" in example["report_clean"].split()
 
 
 def test_stay_window_is_inclusive():
     t0 = dt.datetime(2150, 1, 1, 10, 0)
-    early = mimic._Stay(1, t0, t0 + dt.timedelta(hours=5), "F", "WHITE")
-    late = mimic._Stay(2, t0 + dt.timedelta(hours=2), t0 + dt.timedelta(hours=3), "F", "WHITE")
+    early = _Stay(1, t0, t0 + dt.timedelta(hours=5), "F", "WHITE")
+    late = _Stay(2, t0 + dt.timedelta(hours=2), t0 + dt.timedelta(hours=3), "F", "WHITE")
     assert mimic.find_stay([early], t0) is early
     assert mimic.find_stay([early], t0 + dt.timedelta(hours=5)) is early
     assert mimic.find_stay([early], t0 + dt.timedelta(hours=5, microseconds=1)) is None
@@ -347,7 +349,7 @@ def test_examples_match_the_ground_truth(official, truth, tree):
         assert example["findings_names"] == mimic.FINDINGS_NAMES
         row = chexpert.loc[study["study_id"]]
         assert example["findings"] == [int(row[name] == 1.0) for name in mimic.FINDINGS_NAMES]
-        assert example["report_clean"] == mimic.clean_report(example["report"], "mimic_cxr")
+        assert example["report_clean"] == clean_report(example["report"], "mimic_cxr")
         assert "FINDINGS" not in example["report"] and "INDICATION" not in example["report"]
     both = [e for e in examples if truth[e["id"]]["views"] == ["AP", "PA"]]
     assert both and all(e["view_position"] == "PA" for e in both)
