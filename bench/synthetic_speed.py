@@ -1,4 +1,4 @@
-"""Synthetic data generation speed against the issue's target (>= 50 images/s).
+"""Synthetic data generation speed against a target of >= 50 images/s.
 
     .venv/bin/python bench/synthetic_speed.py [--num 200] [--size 256]
 

@@ -23,7 +23,7 @@ CHOICES = (
     "Visual block: one keras_hub TransformerDecoder without causal mask = self-attention over the L image vectors, "
     "then cross-attention (image queries, unified-data keys/values, padding masked), then FFN; the paper's wording "
     "for this block mirrors its decoder's ('two consecutive multi-head self-attention' blocks). "
-    "model.options.self_attention_layers=1 adds a separate TransformerEncoder in front (the issue's reading).",
+    "model.options.self_attention_layers=1 adds a separate TransformerEncoder in front (a second reading of that wording).",
     "Width (unstated): hidden_dim 256 = the paper's feed-forward width; 3 heads of 85 dims (keras_hub key_dim = 256 // 3).",
     "EfficientNet variant B0 at 224x224 with its built-in rescaling (pixels in [0, 255]); frozen (section 3.2: "
     "'a pre-trained model extracted visual features'); linear projection 1280 -> 256 plus a learned position "

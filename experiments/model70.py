@@ -1,18 +1,12 @@
-"""Paper 000, Model-70: Kanavos, Vonitsanos, Mylonas, "Integrating Convolutional
-and Recurrent Neural Networks for Enhanced Medical Image Captioning".
-
-VGG16 fc2 features (4096-d; VGG16 is our inference, the paper names no CNN) +
-Embedding/BiLSTM/attention next-word decoder on MediCat captions of at most
-20 cleaned words, figure labels removed, split 70/15/15 (section 4.4), batch 128
-(Table 2, printed ".28"; the text of section 4.2 says 32). The paper reports:
+"""Paper 000, Model-70: Model-80 (experiments/model80.py, where the paper,
+the model and the data are described) on MediCat split 70/15/15 (section 4.4)
+with batch 128 (Table 2, printed ".28"; the text of section 4.2 says 32).
+The paper reports:
 
     Table 2  Model-70  accuracy 0.3936  precision 0.6336  recall 0.1849  F1 0.2862
     Table 3  Model-70  BLEU-1 0.310  BLEU-2 0.207
 
-`make reproduce-model70` runs this file. Without a MediCat download
-(`data.source_dir` empty) it trains the scaled-down `synthetic_overrides` on
-the synthetic MediCat-format dataset, whose numbers are not comparable with
-the paper's. The choices we made where the paper is silent are in
+`make reproduce-model70` runs this file; choices are in
 `experiments/_paper000.py` (`CHOICES`) and in every run's report.md.
 """
 

@@ -1,5 +1,9 @@
 """Paper 002: a CLIP-style dual encoder of chest X-rays and radiology reports.
 
+One idea, the model of Fig. 1: its two towers, the contrastive logits and
+loss, and the presets; over 600 lines because each tower is a subclassed
+functional model with its own config round-trip.
+
 Rahman, Lee, Kim, "Leveraging Contrastive Learning and Domain Prompts for
 Efficient Radiology Report Generation" (section 3, Fig. 1):
 
@@ -48,7 +52,9 @@ Choices where the paper is silent, ours:
   offline), a small randomly initialised BERT (`fallback_bert` of the preset)
   and a WordPiece vocabulary computed from the train reports with
   `keras_hub.tokenizers.compute_word_piece_vocabulary`; recorded as
-  `pretrained: false` in environment.json and the report.
+  `pretrained: false` in environment.json and the report. Where the BERT
+  comes from is decided in `medcap.models.clip_text_source`; this module
+  takes a built backbone.
 * Presets: `paper` (DenseNet121 at the data's image size, paper widths) and
   `tiny` (tests and smoke runs: DenseNet121 cut after its first transition
   block, `pool2_relu`, 51 layers, at 32x32 images; a one-layer BERT). Full
@@ -65,15 +71,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
-import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 from keras import ops
 
 from medcap.layers.projection import ResidualProjection
@@ -89,7 +90,6 @@ log = logging.getLogger("medcap.models.clip")
 
 VARIANTS = ("proposed", "baseline")
 SPATIAL_SOURCES = ("multiscale", "channel")
-BERT_SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]")
 
 #: Constructor arguments of each preset (see the module docstring for why).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -578,305 +578,73 @@ class ClipDualEncoder(keras.Model):
         variant: str = "proposed",
         encoder_weights: str = "auto",
         **overrides: Any,
-    ) -> tuple[ClipDualEncoder, dict[str, Any]]:
-        """Builds a preset around a (loaded) BERT; returns `(model, vision weights record)`."""
-        config = preset_config(preset, **overrides)
-        backbone, record = build_vision_backbone(
-            config["backbone"],
-            encoder_weights,
+    ) -> ClipDualEncoder:
+        """The `preset` architecture (`PRESETS`; keyword overrides of its
+        config) around a built BERT backbone, its vision backbone initialised
+        per `encoder_weights` (`medcap.weights`). Returns the model, as
+        keras-hub's `from_preset` does; `build_dual_encoder` also returns the
+        weights record."""
+        model, _ = build_dual_encoder(
+            preset,
+            text_backbone=text_backbone,
             image_size=image_size,
-            output_layer=config["backbone_output_layer"],
-            bn_momentum=config["backbone_bn_momentum"],
-        )
-        vision = ClipVisionEncoder(
-            backbone,
             variant=variant,
-            multiscale_filters=config["multiscale_filters"],
-            se_reduction=config["se_reduction"],
-            spatial_kernel_size=config["spatial_kernel_size"],
-            spatial_source=config["spatial_source"],
-            embedding_dim=config["embedding_dim"],
-            name="vision_encoder",
+            encoder_weights=encoder_weights,
+            **overrides,
         )
-        text = ClipTextEncoder(
-            text_backbone,
-            num_prompts=config["num_prompts"],
-            prompt_attention_dim=config["prompt_attention_dim"],
-            num_projection_layers=config["num_projection_layers"],
-            projection_dropout=config["projection_dropout"],
-            embedding_dim=config["embedding_dim"],
-            name="text_encoder",
-        )
-        model = cls(
-            vision,
-            text,
-            temperature=config["temperature"],
-            learn_temperature=config["learn_temperature"],
-            name="clip_dual_encoder",
-        )
-        info = {
-            **record.to_dict(),
-            "variant": variant,
-            "image_size": [int(s) for s in image_size],
-            "output_layer": config["backbone_output_layer"] or "(full network)",
-        }
-        return model, info
+        return model
 
 
-# ---------------------------------------------------------------------------
-# Where the BERT comes from
-
-
-@dataclass
-class TextEncoderSpec:
-    """The text encoder's source, decided from the train split and saved in the workdir.
-
-    kind: `random` (small random BERT, vocabulary from the train reports),
-    `transformers` (a local Hugging Face folder), `keras_hub` (a keras-hub
-    preset name or saved preset folder).
-    """
-
-    kind: str
-    preset: str
-    vocabulary_file: str
-    lowercase: bool
-    max_sequence_length: int
-    bert: dict[str, Any] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TextEncoderSpec:
-        return cls(**values)
-
-
-TEXT_SPEC_FILE = "text_encoder.json"
-#: Weight files of a Hugging Face folder that keras-hub cannot convert (named in the error).
-HF_OTHER_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
-TEXT_VOCAB_FILE = "text_vocab.txt"
-
-
-def _announce(message: str) -> None:
-    banner = "\n" + "!" * 78 + f"\n!! WARNING: {message}\n" + "!" * 78 + "\n"
-    print(banner, file=sys.stderr, flush=True)
-    warnings.warn(message, RuntimeWarning, stacklevel=3)
-
-
-def _write_vocabulary(tokens: Sequence[str], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{t}\n" for t in tokens), encoding="utf-8")
-
-
-def _hf_lowercase(
-    directory: Path, vocabulary: list[str], requested: bool | None
-) -> tuple[bool, str]:
-    """do_lower_case from tokenizer_config.json; else `requested`; else whether the vocabulary has no capitals."""
-    tokenizer_config = directory / "tokenizer_config.json"
-    if tokenizer_config.is_file():
-        value = json.loads(tokenizer_config.read_text()).get("do_lower_case")
-        if value is not None:
-            return bool(value), "tokenizer_config.json do_lower_case"
-    if requested is not None:
-        return bool(requested), "model.options.text_lowercase"
-    cased = any(
-        any(c.isupper() for c in token) for token in vocabulary if not token.startswith("[")
-    )
-    return (not cased), "inferred: the vocabulary has " + (
-        "capitals (cased)" if cased else "no capitals (uncased)"
-    )
-
-
-def resolve_text_encoder(
+def build_dual_encoder(
     preset: str,
     *,
-    train_reports: Sequence[str],
-    fallback_bert: dict[str, Any],
-    out_dir: str | Path,
-    lowercase: bool | None = None,
-) -> TextEncoderSpec:
-    """Decides where the BERT and its vocabulary come from; writes the vocabulary to `out_dir`.
-
-    `preset`: a local folder (Hugging Face: config.json with `model_type`,
-    vocab.txt, model.safetensors; or a keras-hub preset folder), a keras-hub
-    preset name (e.g. `bert_base_en_uncased`; needs it cached or the
-    network), `none` (a random small BERT on purpose) or empty (no BioBERT
-    configured: the random small BERT, announced loudly).
-    """
-    out_dir = Path(out_dir)
-    vocabulary_file = out_dir / TEXT_VOCAB_FILE
-    preset = str(preset or "").strip()
-    if preset in ("", "none"):
-        import keras_hub
-        import tensorflow as tf
-
-        size = int(fallback_bert.get("vocabulary_size", 4000))
-        # A list would be read as file names; a dataset is read as the texts.
-        texts = tf.data.Dataset.from_tensor_slices(tf.constant(list(train_reports), tf.string))
-        vocabulary = keras_hub.tokenizers.compute_word_piece_vocabulary(
-            texts, size, lowercase=True, reserved_tokens=list(BERT_SPECIAL_TOKENS)
-        )
-        _write_vocabulary(vocabulary, vocabulary_file)
-        bert = {k: v for k, v in fallback_bert.items() if k != "vocabulary_size"}
-        why = (
-            "text_encoder_preset=none"
-            if preset == "none"
-            else "no text_encoder_preset (BioBERT folder) configured"
-        )
-        if preset == "":
-            _announce(
-                f"{why}: the text encoder is a SMALL RANDOMLY INITIALISED BERT (pretrained: false), frozen, with a "
-                "WordPiece vocabulary computed from the train reports. The paper used BioBERT; set "
-                "model.options.text_encoder_preset=/path/to/biobert (a Hugging Face folder)."
-            )
-        return TextEncoderSpec(
-            kind="random",
-            preset=preset,
-            vocabulary_file=str(vocabulary_file),
-            lowercase=True,
-            max_sequence_length=int(bert["max_sequence_length"]),
-            bert=bert,
-            info={
-                "text_encoder": "random BERT " + json.dumps(bert, sort_keys=True),
-                "pretrained": False,
-                "source": f"random init ({why}); WordPiece vocabulary of {len(vocabulary)} tokens computed from "
-                f"{len(train_reports)} train reports (keras_hub.tokenizers.compute_word_piece_vocabulary, lowercase)",
-            },
-        )
-
-    path = Path(preset).expanduser()
-    if path.is_dir():
-        config_file = path / "config.json"
-        if not config_file.is_file():
-            raise FileNotFoundError(
-                f"text_encoder_preset {path}: no config.json (expected a Hugging Face BERT folder)"
-            )
-        config = json.loads(config_file.read_text())
-        # keras-hub tells the folder kinds apart by config.json alone:
-        # `registered_name` is a saved keras-hub preset, `model_type` picks a
-        # Hugging Face converter. A config.json with neither would fall
-        # through to keras-hub's preset loader, whose error speaks of presets,
-        # not of the key this file lacks.
-        if "model_type" not in config and "registered_name" not in config:
-            raise ValueError(
-                f"text_encoder_preset {path}: config.json has no \"model_type\"; keras-hub reads a Hugging Face "
-                f"folder through it, so a BERT folder needs \"model_type\": \"bert\" in {config_file} "
-                "(older BERT checkpoints omit it; add the line)"
-            )
-        if "model_type" in config:  # Hugging Face transformers layout
-            if config["model_type"] != "bert":
-                raise ValueError(
-                    f"text_encoder_preset {config_file}: model_type {config['model_type']!r}, expected 'bert'"
-                )
-            vocab_path = path / "vocab.txt"
-            if not vocab_path.is_file():
-                raise FileNotFoundError(f"text_encoder_preset {path}: no vocab.txt")
-            if not any(
-                (path / name).is_file()
-                for name in ("model.safetensors", "model.safetensors.index.json")
-            ):
-                present = [name for name in HF_OTHER_WEIGHTS if (path / name).is_file()]
-                has = f"it has {', '.join(present)}" if present else "it has no weights file"
-                # dmis-lab/biobert-v1.1, the usual BioBERT on the hub, ships only pytorch_model.bin.
-                raise FileNotFoundError(
-                    f"text_encoder_preset {path}: no model.safetensors ({has}); keras-hub converts Hugging Face "
-                    "weights from safetensors only. Either download a BioBERT that ships model.safetensors, "
-                    "dmis-lab/biobert-base-cased-v1.2, or convert this checkpoint in place with transformers: "
-                    f"python -c \"from transformers import AutoModel; AutoModel.from_pretrained('{path}')"
-                    f".save_pretrained('{path}', safe_serialization=True)\""
-                )
-            vocabulary = vocab_path.read_text(encoding="utf-8").splitlines()
-            lower, lower_source = _hf_lowercase(path, vocabulary, lowercase)
-            _write_vocabulary(vocabulary, vocabulary_file)
-            return TextEncoderSpec(
-                kind="transformers",
-                preset=str(path.resolve()),
-                vocabulary_file=str(vocabulary_file),
-                lowercase=lower,
-                max_sequence_length=int(config.get("max_position_embeddings", 512)),
-                info={
-                    "text_encoder": f"BertBackbone from Hugging Face folder {path.resolve()}",
-                    "pretrained": True,
-                    "source": str(path.resolve()),
-                    "lowercase": f"{lower} ({lower_source})",
-                    "vocabulary_size": len(vocabulary),
-                },
-            )
-    elif "/" in preset or preset.startswith("."):
-        raise FileNotFoundError(f"text_encoder_preset {path}: no such directory")
-
-    import keras_hub  # a keras-hub preset name or a saved keras-hub preset folder
-
-    try:
-        tokenizer = keras_hub.tokenizers.BertTokenizer.from_preset(preset)
-        backbone_config = keras_hub.models.BertBackbone.from_preset(
-            preset, load_weights=False
-        ).get_config()
-    except Exception as err:  # noqa: BLE001  (network, unknown preset)
-        raise FileNotFoundError(
-            f"cannot load keras-hub preset {preset!r} ({type(err).__name__}: {err}); pass a local Hugging Face "
-            "BERT folder, or text_encoder_preset=none for a random BERT"
-        ) from err
-    vocabulary = list(tokenizer.get_vocabulary())
-    _write_vocabulary(vocabulary, vocabulary_file)
-    return TextEncoderSpec(
-        kind="keras_hub",
-        preset=preset,
-        vocabulary_file=str(vocabulary_file),
-        lowercase=bool(getattr(tokenizer, "lowercase", False)),
-        max_sequence_length=int(backbone_config["max_sequence_length"]),
-        info={
-            "text_encoder": f"keras-hub preset {preset}",
-            "pretrained": True,
-            "source": preset,
-            "vocabulary_size": len(vocabulary),
-        },
+    text_backbone: keras.Model,
+    image_size: Sequence[int],
+    variant: str = "proposed",
+    encoder_weights: str = "auto",
+    **overrides: Any,
+) -> tuple[ClipDualEncoder, dict[str, Any]]:
+    """`ClipDualEncoder.from_preset` and the record of where its vision
+    weights came from (`medcap.weights`), which the task writes into
+    environment.json and report.md."""
+    config = preset_config(preset, **overrides)
+    backbone, record = build_vision_backbone(
+        config["backbone"],
+        encoder_weights,
+        image_size=image_size,
+        output_layer=config["backbone_output_layer"],
+        bn_momentum=config["backbone_bn_momentum"],
     )
-
-
-def build_text_backbone(spec: TextEncoderSpec):
-    """The BertBackbone the spec names (random or loaded with its weights)."""
-    import keras_hub
-
-    if spec.kind == "random":
-        vocabulary_size = len(Path(spec.vocabulary_file).read_text(encoding="utf-8").splitlines())
-        return keras_hub.models.BertBackbone(
-            vocabulary_size=vocabulary_size, name="bert_backbone", **spec.bert
-        )
-    return keras_hub.models.BertBackbone.from_preset(spec.preset, name="bert_backbone")
-
-
-def make_tokenizer(spec: TextEncoderSpec):
-    import keras_hub
-
-    return keras_hub.tokenizers.BertTokenizer(
-        vocabulary=spec.vocabulary_file, lowercase=spec.lowercase
+    vision = ClipVisionEncoder(
+        backbone,
+        variant=variant,
+        multiscale_filters=config["multiscale_filters"],
+        se_reduction=config["se_reduction"],
+        spatial_kernel_size=config["spatial_kernel_size"],
+        spatial_source=config["spatial_source"],
+        embedding_dim=config["embedding_dim"],
+        name="vision_encoder",
     )
-
-
-def tokenize_reports(
-    tokenizer, texts: Sequence[str], sequence_length: int, batch_size: int = 512
-) -> dict[str, np.ndarray]:
-    """`[CLS] text [SEP]` token ids and padding masks, (n, sequence_length) int32 each.
-
-    Uses keras-hub's `BertTextClassifierPreprocessor` (tokenizer + packer);
-    longer reports are truncated.
-    """
-    import keras_hub
-
-    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
-        tokenizer, sequence_length=sequence_length
+    text = ClipTextEncoder(
+        text_backbone,
+        num_prompts=config["num_prompts"],
+        prompt_attention_dim=config["prompt_attention_dim"],
+        num_projection_layers=config["num_projection_layers"],
+        projection_dropout=config["projection_dropout"],
+        embedding_dim=config["embedding_dim"],
+        name="text_encoder",
     )
-    token_ids, masks = [], []
-    texts = list(texts)
-    for start in range(0, len(texts), batch_size):
-        packed = preprocessor(texts[start : start + batch_size])
-        token_ids.append(np.asarray(packed["token_ids"], np.int32))
-        masks.append(np.asarray(packed["padding_mask"], np.int32))
-    if not texts:
-        return {
-            "token_ids": np.zeros((0, sequence_length), np.int32),
-            "padding_mask": np.zeros((0, sequence_length), np.int32),
-        }
-    return {"token_ids": np.concatenate(token_ids), "padding_mask": np.concatenate(masks)}
+    model = ClipDualEncoder(
+        vision,
+        text,
+        temperature=config["temperature"],
+        learn_temperature=config["learn_temperature"],
+        name="clip_dual_encoder",
+    )
+    info = {
+        **record.to_dict(),
+        "variant": variant,
+        "image_size": [int(s) for s in image_size],
+        "output_layer": config["backbone_output_layer"] or "(full network)",
+    }
+    return model, info

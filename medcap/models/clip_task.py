@@ -113,7 +113,7 @@ class ClipTask(Task):
 
     # -- artefacts ------------------------------------------------------------
     def prepare(self, splits: dict[str, list[Example]], workdir: Path) -> None:
-        from medcap.models.clip_dual_encoder import (
+        from medcap.models.clip_text_source import (
             TEXT_SPEC_FILE,
             make_tokenizer,
             resolve_text_encoder,
@@ -138,7 +138,7 @@ class ClipTask(Task):
         self._set_text(spec, make_tokenizer(spec))
 
     def restore(self, workdir: Path) -> None:
-        from medcap.models.clip_dual_encoder import TEXT_SPEC_FILE, TextEncoderSpec, make_tokenizer
+        from medcap.models.clip_text_source import TEXT_SPEC_FILE, TextEncoderSpec, make_tokenizer
 
         workdir = Path(workdir)
         self.workdir = workdir
@@ -162,12 +162,13 @@ class ClipTask(Task):
 
     # -- model ----------------------------------------------------------------
     def build_model(self):
-        from medcap.models.clip_dual_encoder import ClipDualEncoder, build_text_backbone
+        from medcap.models.clip_dual_encoder import build_dual_encoder
+        from medcap.models.clip_text_source import build_text_backbone
         from medcap.weights import check_pixel_normalization
 
         if self.text_spec is None:
             raise RuntimeError("ClipTask.build_model: call prepare() or restore() first")
-        model, vision_info = ClipDualEncoder.from_preset(
+        model, vision_info = build_dual_encoder(
             self.config.model.preset,
             text_backbone=build_text_backbone(self.text_spec),
             image_size=tuple(self.config.data.image_size),
@@ -196,7 +197,7 @@ class ClipTask(Task):
         )
 
     def tokenize(self, texts: list[str]) -> dict[str, np.ndarray]:
-        from medcap.models.clip_dual_encoder import tokenize_reports
+        from medcap.models.clip_text_source import tokenize_reports
 
         if self.tokenizer is None:
             raise RuntimeError("ClipTask: call prepare() or restore() first")

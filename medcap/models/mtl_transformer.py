@@ -51,7 +51,7 @@ over the image vectors, then cross-attention to the unified data, then a
 feed-forward network. So the paper preset uses one such block
 (`cross_attention_layers=1`) and no separate `TransformerEncoder`
 (`self_attention_layers=0`); a standalone self-attention block with its own
-feed-forward network in front (the issue's reading) is
+feed-forward network in front (a second reading of that wording) is
 `self_attention_layers=1`. No keras_hub block does cross-attention alone, and
 we add no hand-written attention block.
 

@@ -20,6 +20,7 @@ from medcap.layers.vision import (
     SqueezeExcitation,
 )
 from medcap.models import clip_dual_encoder as clip
+from medcap.models import clip_text_source as text_source
 from medcap.testing import run_layer_test, run_model_saving_test
 
 REPORTS = [
@@ -275,7 +276,7 @@ def test_temperature_is_learned_or_fixed():
 @pytest.fixture(scope="module")
 def text_spec(tmp_path_factory):
     out = tmp_path_factory.mktemp("text")
-    return clip.resolve_text_encoder(
+    return text_source.resolve_text_encoder(
         "none",
         train_reports=REPORTS,
         fallback_bert=clip.PRESETS["tiny"]["fallback_bert"],
@@ -286,9 +287,9 @@ def text_spec(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_model(text_spec):
     keras.utils.set_random_seed(0)
-    model, info = clip.ClipDualEncoder.from_preset(
+    model, info = clip.build_dual_encoder(
         "tiny",
-        text_backbone=clip.build_text_backbone(text_spec),
+        text_backbone=text_source.build_text_backbone(text_spec),
         image_size=(32, 32),
         encoder_weights="none",
     )
@@ -296,7 +297,7 @@ def tiny_model(text_spec):
 
 
 def _batch(text_spec, n=6, length=20):
-    tokens = clip.tokenize_reports(clip.make_tokenizer(text_spec), REPORTS[:n], length)
+    tokens = text_source.tokenize_reports(text_source.make_tokenizer(text_spec), REPORTS[:n], length)
     images = np.random.default_rng(10).normal(size=(n, 32, 32, 3)).astype("float32")
     return {"images": images, **tokens}
 
@@ -304,10 +305,10 @@ def _batch(text_spec, n=6, length=20):
 def test_random_text_encoder_spec_and_vocabulary(text_spec):
     assert text_spec.kind == "random" and text_spec.info["pretrained"] is False
     vocabulary = open(text_spec.vocabulary_file, encoding="utf-8").read().splitlines()
-    assert vocabulary[:5] == list(clip.BERT_SPECIAL_TOKENS)
+    assert vocabulary[:5] == list(text_source.BERT_SPECIAL_TOKENS)
     assert {"no", "effusion", "."} <= set(vocabulary)  # the train reports' most frequent words
-    tokenizer = clip.make_tokenizer(text_spec)
-    tokens = clip.tokenize_reports(tokenizer, ["the heart is normal .", "no effusion ."], 16)
+    tokenizer = text_source.make_tokenizer(text_spec)
+    tokens = text_source.tokenize_reports(tokenizer, ["the heart is normal .", "no effusion ."], 16)
     ids, mask = tokens["token_ids"], tokens["padding_mask"]
     assert ids.shape == (2, 16) and ids.dtype == np.int32
     assert (
@@ -324,11 +325,11 @@ def test_random_text_encoder_spec_and_vocabulary(text_spec):
 
 def test_bert_stages_called_separately_equal_the_backbone(text_spec):
     """Our graph calls BertBackbone's layers one by one: without prompts it must equal the backbone itself."""
-    backbone = clip.build_text_backbone(text_spec)
+    backbone = text_source.build_text_backbone(text_spec)
     encoder = clip.ClipTextEncoder(
         backbone, num_prompts=2, prompt_attention_dim=4, num_projection_layers=1, embedding_dim=8
     )
-    tokens = clip.tokenize_reports(clip.make_tokenizer(text_spec), REPORTS[:3], 16)
+    tokens = text_source.tokenize_reports(text_source.make_tokenizer(text_spec), REPORTS[:3], 16)
     reference = backbone(
         {**tokens, "segment_ids": np.zeros_like(tokens["token_ids"])}, training=False
     )["sequence_output"]
@@ -476,7 +477,7 @@ def _write_hf_bert(
 
 def test_hugging_face_bert_folder_loads_through_the_text_encoder_path(tmp_path):
     vocabulary = [
-        *clip.BERT_SPECIAL_TOKENS,
+        *text_source.BERT_SPECIAL_TOKENS,
         "the",
         "heart",
         "is",
@@ -489,13 +490,13 @@ def test_hugging_face_bert_folder_loads_through_the_text_encoder_path(tmp_path):
     ]
     folder = tmp_path / "biobert"
     tensors = _write_hf_bert(folder, vocabulary=vocabulary)
-    spec = clip.resolve_text_encoder(
+    spec = text_source.resolve_text_encoder(
         str(folder), train_reports=REPORTS, fallback_bert={}, out_dir=tmp_path / "run"
     )
     assert spec.kind == "transformers" and spec.info["pretrained"] is True
     assert spec.max_sequence_length == 40
     assert spec.lowercase is False  # no tokenizer_config.json; the vocabulary has capitals -> cased
-    backbone = clip.build_text_backbone(spec)
+    backbone = text_source.build_text_backbone(spec)
     np.testing.assert_array_equal(
         _np(backbone.token_embedding.embeddings), tensors["bert.embeddings.word_embeddings.weight"]
     )
@@ -509,8 +510,8 @@ def test_hugging_face_bert_folder_loads_through_the_text_encoder_path(tmp_path):
         tensors["bert.encoder.layer.0.attention.self.query.weight"].T,
         atol=0,
     )
-    tokenizer = clip.make_tokenizer(spec)
-    tokens = clip.tokenize_reports(tokenizer, ["the heart is normal .", "no effusion ."], 12)
+    tokenizer = text_source.make_tokenizer(spec)
+    tokens = text_source.tokenize_reports(tokenizer, ["the heart is normal .", "no effusion ."], 12)
     assert [vocabulary[i] for i in tokens["token_ids"][0, :7]] == [
         "[CLS]",
         "the",
@@ -528,7 +529,7 @@ def test_hugging_face_bert_folder_loads_through_the_text_encoder_path(tmp_path):
     assert not backbone.trainable_weights
 
     (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
-    lowered = clip.resolve_text_encoder(
+    lowered = text_source.resolve_text_encoder(
         str(folder), train_reports=REPORTS, fallback_bert={}, out_dir=tmp_path / "run2"
     )
     assert lowered.lowercase is True
@@ -536,13 +537,13 @@ def test_hugging_face_bert_folder_loads_through_the_text_encoder_path(tmp_path):
 
 def test_text_encoder_source_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such directory"):
-        clip.resolve_text_encoder(
+        text_source.resolve_text_encoder(
             str(tmp_path / "missing"), train_reports=REPORTS, fallback_bert={}, out_dir=tmp_path
         )
     folder = tmp_path / "not_bert"
     folder.mkdir()
     with pytest.raises(FileNotFoundError, match="no config.json"):
-        clip.resolve_text_encoder(
+        text_source.resolve_text_encoder(
             str(folder), train_reports=REPORTS, fallback_bert={}, out_dir=tmp_path
         )
     (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
@@ -553,7 +554,7 @@ def test_text_encoder_source_errors(tmp_path):
         f"AutoModel.from_pretrained('{folder}').save_pretrained('{folder}', safe_serialization=True)\""
     )
     with pytest.raises(FileNotFoundError) as info:
-        clip.resolve_text_encoder(
+        text_source.resolve_text_encoder(
             str(folder), train_reports=REPORTS, fallback_bert={}, out_dir=tmp_path
         )
     assert str(info.value) == (
@@ -563,10 +564,10 @@ def test_text_encoder_source_errors(tmp_path):
 
     # dmis-lab/biobert-v1.1 as downloaded from the hub: config, vocabulary, pytorch_model.bin.
     biobert = tmp_path / "biobert-v1.1"
-    _write_hf_bert(biobert, vocabulary=[*clip.BERT_SPECIAL_TOKENS, "the"])
+    _write_hf_bert(biobert, vocabulary=[*text_source.BERT_SPECIAL_TOKENS, "the"])
     (biobert / "model.safetensors").rename(biobert / "pytorch_model.bin")
     with pytest.raises(FileNotFoundError) as info:
-        clip.resolve_text_encoder(
+        text_source.resolve_text_encoder(
             str(biobert), train_reports=REPORTS, fallback_bert={}, out_dir=tmp_path
         )
     assert str(info.value) == (
@@ -579,7 +580,7 @@ def test_text_encoder_source_errors(tmp_path):
     del config["model_type"]
     (biobert / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError) as info:
-        clip.resolve_text_encoder(
+        text_source.resolve_text_encoder(
             str(biobert), train_reports=REPORTS, fallback_bert={}, out_dir=tmp_path
         )
     assert str(info.value) == (
@@ -590,7 +591,7 @@ def test_text_encoder_source_errors(tmp_path):
 
     (folder / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
     with pytest.raises(ValueError, match="expected 'bert'"):
-        clip.resolve_text_encoder(
+        text_source.resolve_text_encoder(
             str(folder), train_reports=REPORTS, fallback_bert={}, out_dir=tmp_path
         )
 
@@ -766,13 +767,13 @@ def test_sequence_length_covers_real_iu_xray_reports(tmp_path):
         .splits
     )
     reports = [e["report_clean"] for e in splits["train"]]
-    spec = clip.resolve_text_encoder(
+    spec = text_source.resolve_text_encoder(
         "none",
         train_reports=reports,
         fallback_bert=clip.PRESETS["paper"]["fallback_bert"],
         out_dir=tmp_path,
     )
-    tokens = clip.tokenize_reports(clip.make_tokenizer(spec), reports, 512)
+    tokens = text_source.tokenize_reports(text_source.make_tokenizer(spec), reports, 512)
     lengths = tokens["padding_mask"].sum(axis=1)
     assert np.mean(lengths <= clip.PRESETS["paper"]["sequence_length"]) >= 0.98
     vocabulary = open(spec.vocabulary_file, encoding="utf-8").read().splitlines()
@@ -783,12 +784,14 @@ def test_embeddings_and_logits_are_float32_under_mixed_precision(text_spec):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        model, _ = clip.ClipDualEncoder.from_preset(
+        # keras-hub's contract: from_preset returns the model alone.
+        model = clip.ClipDualEncoder.from_preset(
             "tiny",
-            text_backbone=clip.build_text_backbone(text_spec),
+            text_backbone=text_source.build_text_backbone(text_spec),
             image_size=(32, 32),
             encoder_weights="none",
         )
+        assert isinstance(model, clip.ClipDualEncoder)
         batch = _batch(text_spec, n=4)
         assert model.text_encoder.backbone.compute_dtype == "bfloat16"
         image = model.vision_encoder(batch["images"])
@@ -858,7 +861,7 @@ def test_the_text_encoder_reads_the_original_report_not_the_cleaned_one(tmp_path
     from medcap.models.clip_task import encoder_text
     from medcap.registry import TASKS
 
-    vocabulary = [*clip.BERT_SPECIAL_TOKENS, "Heart", "heart", "size", "is", "normal", "No", "no", "effusion", "."]
+    vocabulary = [*text_source.BERT_SPECIAL_TOKENS, "Heart", "heart", "size", "is", "normal", "No", "no", "effusion", "."]
     folder = tmp_path / "biobert"
     _write_hf_bert(folder, vocabulary=vocabulary, positions=96)
     config = load_experiment(

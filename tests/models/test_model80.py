@@ -287,7 +287,7 @@ def test_decoding_never_emits_unk_and_stops_at_max_words(tmp_path):
 
 @pytest.fixture(scope="module")
 def overfit(tmp_path_factory):
-    keras.utils.set_random_seed(1)  # not 0: see /work/brief/requests_model80.md (pipeline seed bug)
+    keras.utils.set_random_seed(1)  # the seed the epoch budget below was set with
     rng = np.random.default_rng(0)
     features = rng.normal(size=(16, 32)).astype(np.float16)
     task, examples = make_task(
