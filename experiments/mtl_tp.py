@@ -25,10 +25,8 @@ from medcap.config import ExperimentConfig, load_sibling
 
 def get_config(smoke: bool = False) -> ExperimentConfig:
     shared = load_sibling(__file__, "_paper001")
-    from medcap.models.mtl_report import PAPER_P_VALUES
-
     paper = shared._paper("MTL-TP")
-    paper.update({f"p_stl_vs_tp/{key}": value for key, value in PAPER_P_VALUES.items()})
+    paper.update({f"p_stl_vs_tp/{key}": value for key, value in shared.PAPER_P_VALUES.items()})
     config = shared.paper_config(
         name="mtl_tp",
         tasks=("report", "acuity", "findings"),

@@ -24,6 +24,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from medcap.evaluation.text_metrics import COCO_KEYS
 
 SYNTHETIC_BANNER = (
@@ -52,6 +54,24 @@ def _format(value: Any, digits: int) -> str:
     if math.isnan(value):
         return "nan"
     return f"{value:.{digits}f}"
+
+
+def format_value(value: Any, digits: int = 4) -> str:
+    """A table cell: numbers with `digits` decimals, None as "n/a", NaN as "nan", text as is."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
+        return _format(value, digits)
+    return str(value)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Lines of a markdown table: the first column left-aligned, the others right-aligned."""
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    return [line(header), "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|", *(line(r) for r in rows)]
 
 
 def _cell(source: Mapping[str, Any] | None, key: str, digits: int) -> str:

@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,6 +57,7 @@ import numpy as np
 from medcap.data import synthetic
 from medcap.data.base import Example
 from medcap.evaluation.clinical import truth_ce_metrics
+from medcap.evaluation.report import format_value, markdown_table
 
 #: The paper's metric names -> our keys (pycocoevalcap names).
 TABLE_KEYS = (
@@ -70,23 +70,17 @@ TABLE_KEYS = (
 )
 METRIC_KEYS = tuple(k for _, k in TABLE_KEYS)
 
-#: Table 1 of paper 002 (IU X-ray), rows as printed; None where the paper has "_".
-TABLE1_ROWS: tuple[tuple[str, tuple[float | None, ...]], ...] = (
-    ("Show-Tell [20]", (0.24, 0.13, 0.10, 0.07, 0.30, 0.15)),
-    ("Att2in [21]", (0.24, 0.13, 0.11, 0.09, 0.30, 0.16)),
-    ("AdaAtt [22]", (0.28, 0.20, 0.15, 0.12, 0.31, 0.16)),
-    ("M2trans [23]", (0.40, 0.28, 0.16, 0.14, 0.32, 0.17)),
-    ("R2gen [14]", (0.47, 0.30, 0.21, 0.16, 0.37, 0.18)),
-    ("Wang et al. [24]", (0.45, 0.30, 0.21, 0.15, 0.38, None)),
-    ("Proposed method", (0.48, 0.31, 0.22, 0.18, 0.37, 0.22)),
-)
-#: Table 3 of paper 002.
-TABLE3_ROWS: tuple[tuple[str, tuple[float | None, ...]], ...] = (
-    ("DenseNet", (0.39, 0.13, 0.10, 0.07, 0.30, 0.15)),
-    ("Proposed method", (0.48, 0.31, 0.22, 0.18, 0.37, 0.22)),
-)
-PAPER_PROPOSED = dict(zip(METRIC_KEYS, TABLE1_ROWS[-1][1]))
-PAPER_DENSENET = dict(zip(METRIC_KEYS, TABLE3_ROWS[0][1]))
+def paper_rows() -> tuple[dict[str, dict[str, float | None]], dict[str, float], dict[str, float]]:
+    """(Table 1's other methods, the proposed method's numbers, the DenseNet baseline's), read from
+    the experiments (`RUN_NAMES`): each one's `paper_results`, and clip_densenet's
+    `TABLE1_OTHER_METHODS`."""
+    from medcap.config import load_experiment, load_experiment_module
+
+    others = dict(load_experiment_module(RUN_NAMES["proposed"]).TABLE1_OTHER_METHODS)
+    proposed = dict(load_experiment(RUN_NAMES["proposed"]).paper_results)
+    baseline = dict(load_experiment(RUN_NAMES["baseline"]).paper_results)
+    return others, proposed, baseline
+
 
 CE_KEYS = (
     "ce/micro_precision",
@@ -97,14 +91,6 @@ CE_KEYS = (
 )
 RETRIEVAL_KS = (1, 5, 10)
 RUN_NAMES = {"proposed": "clip_densenet", "baseline": "clip_densenet_baseline"}
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
-        return f"{float(value):.{digits}f}"
-    return str(value)
 
 
 def _numeric(values: dict[str, Any]) -> dict[str, Any]:
@@ -347,8 +333,8 @@ def write_run_report(
         ("t2i", "text → image"),
         ("chance", "chance"),
     ):
-        cells = [_fmt(metrics.get(f"retrieval/{direction}/R@{k}")) for k in RETRIEVAL_KS]
-        cells.append(_fmt(metrics.get(f"retrieval/{direction}/median_rank"), 1))
+        cells = [format_value(metrics.get(f"retrieval/{direction}/R@{k}")) for k in RETRIEVAL_KS]
+        cells.append(format_value(metrics.get(f"retrieval/{direction}/median_rank"), 1))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -357,7 +343,7 @@ def write_run_report(
         "another, and retrieving any identical report is a hit (chance: K / distinct reports).",
         "",
         f"Split `{metrics['meta/split']}`: {metrics['meta/num_examples']} studies; reports retrieved from "
-        f"{metrics['meta/num_train_reports']} train reports. Learned temperature: {_fmt(metrics['meta/temperature'])}.",
+        f"{metrics['meta/num_train_reports']} train reports. Learned temperature: {format_value(metrics['meta/temperature'])}.",
         "",
         f"Data source: {metrics.get('meta/data_source') or 'not recorded'} (paper 002 counts 3,955 reports "
         "and 7,470 images, the OpenI release; R2Gen's annotation.json holds 2,955 studies).",
@@ -376,19 +362,13 @@ def write_run_report(
 # Both runs: Table 1 and Table 3
 
 
-def _row(label: str, values: dict[str, Any] | tuple | None) -> str:
-    if isinstance(values, tuple):
-        cells = [_fmt(v, 2) for v in values]
-    else:
-        cells = [_fmt((values or {}).get(k)) for k in METRIC_KEYS]
-    return f"| {label} | " + " | ".join(cells) + " |"
+def _row(label: str, values: dict[str, Any] | None, digits: int = 4) -> str:
+    """Paper rows are printed with two decimals (`digits=2`), as the paper prints them."""
+    return f"| {label} | " + " | ".join(format_value((values or {}).get(k), digits) for k in METRIC_KEYS) + " |"
 
 
 def _header() -> list[str]:
-    return [
-        "| model | " + " | ".join(name for name, _ in TABLE_KEYS) + " |",
-        "|---|" + "---:|" * len(TABLE_KEYS),
-    ]
+    return markdown_table(["model", *(name for name, _ in TABLE_KEYS)], [])
 
 
 def load_run(directory: Path) -> dict[str, Any] | None:
@@ -406,6 +386,7 @@ def combined_report(results_dir: str | Path) -> str:
             "run `make reproduce-clip` first"
         )
     proposed, baseline = runs["proposed"], runs["baseline"]
+    paper_others, paper_proposed, paper_densenet = paper_rows()
     lines = [
         "# Paper 002: CLIP-style dual encoder on IU X-ray (Rahman, Lee, Kim)",
         "",
@@ -431,7 +412,8 @@ def combined_report(results_dir: str | Path) -> str:
                     ]
 
     lines += ["## Table 1: natural language generation metrics", ""] + _header()
-    lines += [_row(f"paper: {label}", values) for label, values in TABLE1_ROWS]
+    lines += [_row(f"paper: {label}", values, 2) for label, values in paper_others.items()]
+    lines.append(_row("paper: Proposed method", paper_proposed, 2))
     lines.append(_row("**ours: proposed (clip_densenet)**", proposed))
     for name in ("nearest_train", "random_train", "constant"):
         source = proposed or baseline or {}
@@ -444,9 +426,9 @@ def combined_report(results_dir: str | Path) -> str:
             )
 
     lines += ["", "## Table 3: DenseNet vs proposed modifications", ""] + _header()
-    lines.append(_row("paper: DenseNet", TABLE3_ROWS[0][1]))
+    lines.append(_row("paper: DenseNet", paper_densenet, 2))
     lines.append(_row("**ours: DenseNet (clip_densenet_baseline)**", baseline))
-    lines.append(_row("paper: Proposed method", TABLE3_ROWS[1][1]))
+    lines.append(_row("paper: Proposed method", paper_proposed, 2))
     lines.append(_row("**ours: proposed (clip_densenet)**", proposed))
     if proposed and baseline:
         delta = {
@@ -455,11 +437,13 @@ def combined_report(results_dir: str | Path) -> str:
             else None
             for k in METRIC_KEYS
         }
-        paper_delta = tuple(
-            p - d if p is not None and d is not None else None
-            for p, d in zip(TABLE3_ROWS[1][1], TABLE3_ROWS[0][1])
-        )
-        lines.append(_row("paper: proposed − DenseNet", paper_delta))
+        paper_delta = {
+            k: paper_proposed[k] - paper_densenet[k]
+            if paper_proposed.get(k) is not None and paper_densenet.get(k) is not None
+            else None
+            for k in METRIC_KEYS
+        }
+        lines.append(_row("paper: proposed − DenseNet", paper_delta, 2))
         lines.append(_row("ours: proposed − DenseNet", delta))
 
     lines += ["", "## Retrieval (test pairs) and clinical efficacy", ""]
@@ -472,12 +456,12 @@ def combined_report(results_dir: str | Path) -> str:
     for variant, run in runs.items():
         if run is None:
             continue
-        cells = [_fmt(run.get(f"retrieval/i2t/R@{k}")) for k in RETRIEVAL_KS]
-        cells += [_fmt(run.get(f"retrieval/t2i/R@{k}")) for k in RETRIEVAL_KS]
-        cells += [_fmt(run.get("ce/micro_f1")), _fmt(run.get("ce/example_f1"))]
+        cells = [format_value(run.get(f"retrieval/i2t/R@{k}")) for k in RETRIEVAL_KS]
+        cells += [format_value(run.get(f"retrieval/t2i/R@{k}")) for k in RETRIEVAL_KS]
+        cells += [format_value(run.get("ce/micro_f1")), format_value(run.get("ce/example_f1"))]
         lines.append(f"| {RUN_NAMES[variant]} | " + " | ".join(cells) + " |")
     some = proposed or baseline
-    chance = [_fmt(some.get(f"retrieval/chance/R@{k}")) for k in RETRIEVAL_KS]
+    chance = [format_value(some.get(f"retrieval/chance/R@{k}")) for k in RETRIEVAL_KS]
     lines.append("| chance | " + " | ".join(chance * 2) + " | — | — |")
     lines += [
         "",

@@ -97,6 +97,7 @@ from medcap.data.base import Example
 from medcap.evaluation.bertscore import BertScorer
 from medcap.evaluation.bertscore import bertscore as bertscore
 from medcap.evaluation.clinical import truth_ce_metrics
+from medcap.evaluation.report import format_value, markdown_table
 
 TEXT_KEYS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "BERTScore_F1", "BioClinicalBERTScore_F1", "ROUGE_L")
 TEXT_LABELS = {
@@ -126,40 +127,39 @@ OC_LABELS = {
     "oc/spearman": "Spearman",
 }
 
-PAPER_TITLE = (
-    "Aksoy, Sharoff, Ravikumar, \"Enhancing Image-to-Text Generation in Radiology Reports through Cross-modal "
-    "Multi-Task Learning\" (paper 001), Tables 1-4."
-)
-#: Paper 001, Tables 1, 3, 4 (keys as in our metrics.json).
-PAPER_RESULTS: dict[str, dict[str, float]] = {
-    "STL": {
-        "Bleu_1": 0.3326, "Bleu_2": 0.2159, "Bleu_3": 0.1488, "Bleu_4": 0.0950,
-        "BERTScore_F1": 0.2056, "BioClinicalBERTScore_F1": 0.7857, "ROUGE_L": 0.3096,
-        "ml/precision": 0.7520, "ml/recall": 0.6552, "ml/f1": 0.7005,
-        "ml/hamming_loss": 0.1466, "ml/exact_match_ratio": 0.8534,
-        "oc/accuracy": 0.8790, "oc/mae": 0.1210, "oc/acc_plus_corr": 0.8197,
-    },
-    "MTL-EQ": {
-        "Bleu_1": 0.3352, "Bleu_2": 0.2229, "Bleu_3": 0.1570, "Bleu_4": 0.0983,
-        "BERTScore_F1": 0.1958, "BioClinicalBERTScore_F1": 0.7883, "ROUGE_L": 0.3235,
-        "ml/precision": 0.6502, "ml/recall": 0.6641, "ml/f1": 0.6562,
-        "ml/hamming_loss": 0.1618, "ml/exact_match_ratio": 0.8382,
-        "oc/accuracy": 0.8553, "oc/mae": 0.1447, "oc/acc_plus_corr": 0.7907,
-    },
-    "MTL-TP": {
-        "Bleu_1": 0.3424, "Bleu_2": 0.2295, "Bleu_3": 0.1616, "Bleu_4": 0.1035,
-        "BERTScore_F1": 0.2065, "BioClinicalBERTScore_F1": 0.7898, "ROUGE_L": 0.3366,
-        "ml/precision": 0.6603, "ml/recall": 0.6775, "ml/f1": 0.6694,
-        "ml/hamming_loss": 0.1598, "ml/exact_match_ratio": 0.8402,
-        "oc/accuracy": 0.8640, "oc/mae": 0.1360, "oc/acc_plus_corr": 0.8005,
-    },
-}  # fmt: skip
-#: Paper 001, Table 2: p-values of the paired t-test STL vs MTL-TP.
-PAPER_P_VALUES: dict[str, float] = {
-    "Bleu_1": 0.00117, "Bleu_2": 0.00006, "Bleu_3": 0.00035, "Bleu_4": 0.02569,
-    "BERTScore_F1": 0.83824, "BioClinicalBERTScore_F1": 0.00611, "ROUGE_L": 0.00000,
-}  # fmt: skip
+#: The experiment of each regime; each holds the paper's numbers for it
+#: (`paper_results`: Tables 1, 3, 4 keyed like our metrics.json; MTL-TP also
+#: Table 2's p-values as `p_stl_vs_tp/<key>`).
+REGIME_EXPERIMENTS: dict[str, str] = {"STL": "mtl_stl", "MTL-EQ": "mtl_eq", "MTL-TP": "mtl_tp"}
+P_VALUE_PREFIX = "p_stl_vs_tp/"
 
+
+@dataclass
+class PaperNumbers:
+    """Paper 001's numbers, as its experiments hold them."""
+
+    title: str
+    #: Tables 1, 3, 4 per regime, keyed like our metrics.json.
+    results: dict[str, dict[str, float]]
+    #: Table 2: p-values of the paired t-test STL vs MTL-TP, by metric key.
+    p_values: dict[str, float]
+
+
+def paper_numbers() -> PaperNumbers:
+    """Reads the paper's numbers from the regimes' experiment configs (`REGIME_EXPERIMENTS`)."""
+    from medcap.config import load_experiment
+
+    configs = {regime: load_experiment(name) for regime, name in REGIME_EXPERIMENTS.items()}
+    results = {
+        regime: {k: v for k, v in config.paper_results.items() if not k.startswith(P_VALUE_PREFIX)}
+        for regime, config in configs.items()
+    }
+    p_values = {
+        k[len(P_VALUE_PREFIX) :]: v
+        for k, v in configs["MTL-TP"].paper_results.items()
+        if k.startswith(P_VALUE_PREFIX)
+    }
+    return PaperNumbers(f"{configs['STL'].paper.rsplit(' (', 1)[0]}, {configs['STL'].table}.", results, p_values)
 #: Where `make reproduce-mtl` puts each regime's run(s) under the results directory.
 REGIME_DIRS: dict[str, dict[str, str]] = {
     "STL": {"report": "stl/report", "acuity": "stl/acuity", "findings": "stl/findings"},
@@ -194,23 +194,6 @@ ROBERTA_LARGE_L17_F_BASELINE = 0.83122575
 
 # ---------------------------------------------------------------------------
 # Small helpers
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
-        value = float(value)
-        return "nan" if math.isnan(value) else f"{value:.{digits}f}"
-    return str(value)
-
-
-def _row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    return [_row(header), "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|", *(_row(r) for r in rows)]
 
 
 def read_json(path: Path) -> Any:
@@ -467,18 +450,18 @@ def write_run_report(path: Path, task, metrics: dict[str, Any], baselines: Seque
         shown = [b for b in names if b in baselines]
         rows = []
         for key in keys:
-            row = [f"`{key}`", _fmt(paper.get(key)) if key in paper else "-", _fmt(metrics.get(key))]
-            row += [_fmt(metrics.get(f"baselines/{b}/{key}")) for b in shown]
+            row = [f"`{key}`", format_value(paper.get(key)) if key in paper else "-", format_value(metrics.get(key))]
+            row += [format_value(metrics.get(f"baselines/{b}/{key}")) for b in shown]
             rows.append(row)
         lines += [f"## {title}", ""]
-        lines += _table(["metric", "paper", "ours", *(f"baseline: {b}" for b in shown)], rows)
+        lines += markdown_table(["metric", "paper", "ours", *(f"baseline: {b}" for b in shown)], rows)
         lines.append("")
     lines += [
         f"Split `{metrics['meta/split']}` ({metrics['meta/num_examples']} studies); tasks {metrics['meta/tasks']}; "
         f"loss weights (alpha, beta, gamma) = ({metrics['meta/loss_weights']}); decoding {metrics['meta/decoding']}; "
         f"BLEU flavour `{metrics['meta/bleu_flavour']}`. BERTScore columns: {metrics['meta/bertscore']}.",
         "",
-        f"Losses on `{metrics['meta/split']}` (unweighted): " + ", ".join(f"{k[5:]} {_fmt(v)}" for k, v in metrics.items() if k.startswith("loss/")),
+        f"Losses on `{metrics['meta/split']}` (unweighted): " + ", ".join(f"{k[5:]} {format_value(v)}" for k, v in metrics.items() if k.startswith("loss/")),
         "",
         f"Backbone: `{json.dumps(task.weights_info)}`",
         "",
@@ -592,9 +575,9 @@ def _add_bertscores(runs: Sequence[RunResult | None], settings: Mapping[str, Ber
     return notes
 
 
-def bertscore_setting_lines(notes: Mapping[str, str]) -> list[str]:
-    """What the paper's BERTScore numbers imply, and whether ours are comparable."""
-    paper = PAPER_RESULTS["STL"]["BERTScore_F1"]
+def bertscore_setting_lines(notes: Mapping[str, str], stl: Mapping[str, float]) -> list[str]:
+    """What the paper's BERTScore numbers (`stl`: its STL row) imply, and whether ours are comparable."""
+    paper = stl["BERTScore_F1"]
     raw = ROBERTA_LARGE_L17_F_BASELINE + paper * (1 - ROBERTA_LARGE_L17_F_BASELINE)
     ours = notes.get("BERTScore_F1", "")
     if ours.startswith("unavailable"):
@@ -608,7 +591,7 @@ def bertscore_setting_lines(notes: Mapping[str, str]) -> list[str]:
         "plausible only with bert-score's baseline rescaling (`rescale_with_baseline=True`): raw BERTScore F1 of any "
         "two English texts with BERT or RoBERTa is about 0.8 or more. With bert-score's English default "
         f"(roberta-large, layer 17, baseline F {ROBERTA_LARGE_L17_F_BASELINE}) it is a raw F1 of about {raw:.3f}. "
-        f"Its Bio-CBS_F1 ({PAPER_RESULTS['STL']['BioClinicalBERTScore_F1']:.4f}) reads as raw: bert-score ships no "
+        f"Its Bio-CBS_F1 ({stl['BioClinicalBERTScore_F1']:.4f}) reads as raw: bert-score ships no "
         f"baseline (and no default layer) for Bio-ClinicalBERT. {state}",
     ]
 
@@ -643,7 +626,7 @@ def overfitting_table(runs: dict[str, dict[str, RunResult | None]]) -> list[list
                 continue
             values = np.asarray(curve, dtype=float)
             best = int(np.nanargmin(values)) + 1
-            rows.append([regime, task, str(len(values)), str(best), _fmt(float(np.nanmin(values)))])
+            rows.append([regime, task, str(len(values)), str(best), format_value(float(np.nanmin(values)))])
     return rows
 
 
@@ -678,6 +661,7 @@ def plot_validation_losses(runs: dict[str, dict[str, RunResult | None]], out_dir
 
 
 def _comparison_rows(
+    paper_results: Mapping[str, Mapping[str, float]],
     runs: dict[str, dict[str, RunResult | None]],
     task: str,
     keys: Sequence[str],
@@ -687,19 +671,19 @@ def _comparison_rows(
     rows = []
     for regime, by_task in runs.items():
         run = by_task[task]
-        paper = PAPER_RESULTS[regime]
-        rows.append([f"{regime} (paper)", *(_fmt(paper[k]) if k in paper else "-" for k in keys)])
+        paper = paper_results[regime]
+        rows.append([f"{regime} (paper)", *(format_value(paper[k]) if k in paper else "-" for k in keys)])
         if run is None:
             rows.append([f"{regime} (ours)", *("not run" for _ in keys)])
         else:
-            rows.append([f"{regime} (ours)", *(_fmt(run.metrics.get(k)) for k in keys)])
+            rows.append([f"{regime} (ours)", *(format_value(run.metrics.get(k)) for k in keys)])
     for label, run in (extras or {}).items():
         if run is not None and task in run.tasks:
-            rows.append([f"{label} (ours)", *(_fmt(run.metrics.get(k)) for k in keys)])
+            rows.append([f"{label} (ours)", *(format_value(run.metrics.get(k)) for k in keys)])
     source = next((by_task[task] for by_task in runs.values() if by_task[task] is not None), None)
     for name in baseline_names:
         if source is not None and any(f"baselines/{name}/{k}" in source.metrics for k in keys):
-            rows.append([f"baseline: {name}", *(_fmt(source.metrics.get(f"baselines/{name}/{k}")) for k in keys)])
+            rows.append([f"baseline: {name}", *(format_value(source.metrics.get(f"baselines/{name}/{k}")) for k in keys)])
     return rows
 
 
@@ -771,7 +755,7 @@ def sweep_results(results_dir: Path, *, score_on_test: bool = False) -> SweepRes
         [
             f"**{name}** (chosen)" if run is chosen else name,
             str(run.metrics.get("meta/loss_weights", "?")),
-            *(_fmt(run.metrics.get(k)) for k in SWEEP_KEYS),
+            *(format_value(run.metrics.get(k)) for k in SWEEP_KEYS),
         ]
         for name, run in candidates
     ]
@@ -806,7 +790,7 @@ def sweep_lines(sweep: SweepResult) -> list[str]:
         "",
     ]
     header = ["run", "alpha,beta,gamma", *(f"val {c}" for c in SWEEP_LABELS)]
-    lines += _table(header, sweep.rows) + [""]
+    lines += markdown_table(header, sweep.rows) + [""]
     lines += [f"- {s}" for s in sweep.skipped]
     if sweep.skipped:
         lines.append("")
@@ -814,11 +798,11 @@ def sweep_lines(sweep: SweepResult) -> list[str]:
         name = sweep.chosen.workdir.name
         weights = sweep.chosen.metrics.get("meta/loss_weights", "?")
         lines += [f"Chosen: `{name}` (alpha, beta, gamma = {weights}), validation {label} "
-                  f"{_fmt(sweep.chosen.metrics.get(SWEEP_METRIC))}.", ""]  # fmt: skip
+                  f"{format_value(sweep.chosen.metrics.get(SWEEP_METRIC))}.", ""]  # fmt: skip
         if sweep.test_metrics is not None:
             lines += ["Test split, chosen weights only:", ""]
-            lines += _table(["run", "alpha,beta,gamma", *SWEEP_LABELS],
-                            [[name, str(weights), *(_fmt(sweep.test_metrics.get(k)) for k in SWEEP_KEYS)]])  # fmt: skip
+            lines += markdown_table(["run", "alpha,beta,gamma", *SWEEP_LABELS],
+                            [[name, str(weights), *(format_value(sweep.test_metrics.get(k)) for k in SWEEP_KEYS)]])  # fmt: skip
             lines += ["", f"From {sweep.test_note}.", ""]
         else:
             lines += [f"Test split: {sweep.test_note}.", ""]
@@ -864,10 +848,11 @@ def write_regime_report(
     }
     notes = _add_bertscores([by_task["report"] for by_task in runs.values()] + list(extras.values()), settings)
     first = found[0]
+    paper = paper_numbers()
     lines = [
         "# Paper 001: cross-modal multi-task learning (STL vs MTL-EQ vs MTL-TP)",
         "",
-        f"{PAPER_TITLE}",
+        paper.title,
         "",
     ]
     weights = next((r.environment.get("pretrained_weights") for r in found if r.environment), {}) or {}
@@ -885,25 +870,25 @@ def write_regime_report(
     lines += ["", EXTRA_RUNS_NOTE, ""]
 
     lines += ["## Table 1: report generation", ""]
-    lines += _table(
+    lines += markdown_table(
         ["Method", *(TEXT_LABELS[k] for k in TEXT_KEYS)],
-        _comparison_rows(runs, "report", TEXT_KEYS, TEXT_BASELINES, extras),
+        _comparison_rows(paper.results, runs, "report", TEXT_KEYS, TEXT_BASELINES, extras),
     )
     lines += ["", *(f"- {TEXT_LABELS[k]}: {v}" for k, v in notes.items())]
     lines += [f"- BLEU flavour `{first.config.eval.bleu_flavour}`; ROUGE-L is pycocoevalcap's.", ""]
-    lines += [*bertscore_setting_lines(notes), ""]
+    lines += [*bertscore_setting_lines(notes, paper.results["STL"]), ""]
 
     tests, how = _paired_tests(runs["STL"]["report"], runs["MTL-TP"]["report"])
     lines += ["## Table 2: paired t-test, STL vs MTL-TP (A = STL, B = MTL-TP)", ""]
     if tests:
-        lines += [t_test_table(tests, paper_p_values=PAPER_P_VALUES).rstrip(), "", f"{how}.", ""]
+        lines += [t_test_table(tests, paper_p_values=paper.p_values).rstrip(), "", f"{how}.", ""]
     else:
         lines += [f"Not computed: {how}.", ""]
 
     lines += ["## Table 3: multi-label findings", ""]
-    lines += _table(
+    lines += markdown_table(
         ["Method", *(ML_LABELS[k] for k in ML_KEYS)],
-        _comparison_rows(runs, "findings", ML_KEYS, ("prevalence", "majority"), extras),
+        _comparison_rows(paper.results, runs, "findings", ML_KEYS, ("prevalence", "majority"), extras),
     )
     lines += [
         "",
@@ -912,15 +897,15 @@ def write_regime_report(
         "",
     ]
     lines += ["## Table 4: ordinal acuity", ""]
-    lines += _table(
+    lines += markdown_table(
         ["Method", *(OC_LABELS[k] for k in OC_KEYS)],
-        _comparison_rows(runs, "acuity", OC_KEYS, ("majority",), extras),
+        _comparison_rows(paper.results, runs, "acuity", OC_KEYS, ("majority",), extras),
     )
     lines += ["", "ACC+Corr = (accuracy + Spearman rho) / 2 (ours; the paper does not define it).", ""]
 
     plots = plot_validation_losses(runs, results_dir / "plots")
     lines += ["## Validation losses over epochs (overfitting)", ""]
-    lines += _table(["Regime", "task", "epochs trained", "lowest at epoch", "lowest val loss"], overfitting_table(runs))
+    lines += markdown_table(["Regime", "task", "epochs trained", "lowest at epoch", "lowest val loss"], overfitting_table(runs))
     lines += [""] + [f"![{p.stem}](plots/{p.name})" for p in plots]
     lines += [
         "",

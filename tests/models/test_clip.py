@@ -692,6 +692,8 @@ def test_combined_report_puts_ours_beside_tables_1_and_3(tmp_path):
     assert clip_report.main([str(tmp_path)]) == 0
     text = (tmp_path / "report.md").read_text()
     assert "| paper: Show-Tell [20] | 0.24 | 0.13 | 0.10 | 0.07 | 0.30 | 0.15 |" in text
+    assert "| paper: Wang et al. [24] | 0.45 | 0.30 | 0.21 | 0.15 | 0.38 | n/a |" in text  # "_" in the paper
+    assert "| paper: Proposed method | 0.48 | 0.31 | 0.22 | 0.18 | 0.37 | 0.22 |" in text
     assert "| paper: DenseNet | 0.39 | 0.13 | 0.10 | 0.07 | 0.30 | 0.15 |" in text
     assert "| **ours: proposed (clip_densenet)** | 0.5000 | 0.2500 |" in text
     assert "| **ours: DenseNet (clip_densenet_baseline)** | 0.4000 |" in text

@@ -383,12 +383,23 @@ def test_model_without_the_icd_title_input(tmp_path):
         _tiny(use_icd_title="no")
 
 
+def test_the_regime_report_reads_the_papers_numbers_from_the_experiments():
+    paper = mtl_report.paper_numbers()
+    assert set(paper.results) == set(mtl_report.REGIME_EXPERIMENTS) == {"STL", "MTL-EQ", "MTL-TP"}
+    # Table 1 (STL BLEU-1, MTL-TP ROUGE-L), Table 3 (MTL-EQ ML F1), Table 4 (STL OC accuracy), Table 2.
+    assert paper.results["STL"]["Bleu_1"] == 0.3326 and paper.results["MTL-TP"]["ROUGE_L"] == 0.3366
+    assert paper.results["MTL-EQ"]["ml/f1"] == 0.6562 and paper.results["STL"]["oc/accuracy"] == 0.8790
+    assert paper.p_values["Bleu_4"] == 0.02569 and paper.p_values["BERTScore_F1"] == 0.83824
+    assert not any(key.startswith(mtl_report.P_VALUE_PREFIX) for key in paper.results["MTL-TP"])
+    assert "Aksoy" in paper.title
+
+
 def test_mtl_tp_no_icd_experiment_leaves_the_icd_title_out(mimic_dir, tmp_path):
     from medcap import training
 
     tp, no_icd = load_experiment("mtl_tp"), load_experiment("mtl_tp_no_icd")
     assert no_icd.model.options == {**tp.model.options, "regime": "MTL-TP (no ICD title)", "use_icd_title": False}
-    assert no_icd.paper_results == mtl_report.PAPER_RESULTS["MTL-TP"] and no_icd.train == tp.train
+    assert no_icd.paper_results == mtl_report.paper_numbers().results["MTL-TP"] and no_icd.train == tp.train
     assert any("use_icd_title" in choice for choice in no_icd.choices)
     config = _smoke_config("mtl_tp_no_icd", mimic_dir, tmp_path)
     splits = training.load_splits(config.data).splits
