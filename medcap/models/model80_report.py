@@ -16,10 +16,9 @@ and returns the metrics dict the trainer saves as metrics.json:
     batch_mean/...                     the Keras-2 per-batch flavour of the same
     loss                               mean next-word cross-entropy (no L2 term)
     Bleu_1, Bleu_2                     Table 3, flavour = eval.bleu_flavour
-    coco/Bleu_1..4, nltk/Bleu_1..4     both flavours (`score_corpus`)
-    baselines/<name>/<metric>          trivial baselines, same scorer
-    truth/ce/...                       on a synthetic tree: findings stated by the
-                                       captions vs the drawn ones (`truth_ce_metrics`)
+    Bleu_3..4, coco/..., nltk/...,     every text metric, the same keys as every
+    METEOR, ROUGE_L, CIDEr, ce/...,    other system's (`medcap.evaluation.evaluator`)
+    truth/ce/..., baselines/<name>/...
     paper/<metric>                     the paper's numbers
     meta/...                           split, decoding, weights, synthetic
 
@@ -43,7 +42,7 @@ import numpy as np
 
 from medcap.data import synthetic
 from medcap.data.base import Example
-from medcap.evaluation.clinical import truth_ce_metrics
+from medcap.evaluation.evaluator import TextOutputs, evaluate_texts
 
 #: Table 2 and Table 3 rows of report.md, in order.
 TABLE_KEYS = ("accuracy", "precision", "recall", "f1", "Bleu_1", "Bleu_2")
@@ -64,28 +63,6 @@ def next_word_metrics(model, dataset) -> dict[str, float]:
         metrics.update(targets, probabilities)
         loss.update_state(cross_entropy(targets, probabilities))
     return {**metrics.result(), "loss": float(loss.result())}
-
-
-def text_scores(references: dict[str, list[str]], predictions: dict[str, Any], flavour: str) -> dict[str, Any]:
-    """BLEU-1/2 of the chosen flavour plus both flavours' BLEU-1..4 (`score_corpus`)."""
-    from medcap.evaluation.text_metrics import score_corpus
-
-    scores = score_corpus(references, predictions, metrics=["bleu"], bleu_flavour=flavour)
-    return {key: scores[key] for key in ("Bleu_1", "Bleu_2", *BLEU_KEYS, "meta/normalisation")}
-
-
-def baseline_predictions(name: str, train: list[Example], targets: list[Example], seed: int) -> tuple[dict, str]:
-    """(predictions {id: [text]}, note) of a trivial baseline (`medcap.evaluation.baselines`)."""
-    from medcap.evaluation import baselines
-
-    ids = [str(e["id"]) for e in targets]
-    reports = [e["report_clean"] for e in train]
-    if name == "constant":
-        predictions, choice = baselines.constant_baseline(ids, reports, seed=seed)
-        return predictions, f"constant: {choice.text!r} (best train {choice.criterion} consensus)"
-    if name == "random_train":
-        return baselines.random_train_baseline(ids, reports, seed=seed), f"random_train: seed {seed}"
-    raise ValueError(f"baseline {name!r} is not available for model80 (needs no image embeddings: constant, random_train)")
 
 
 def write_samples(path: Path, examples: list[Example], predictions: dict[str, str], num: int) -> None:
@@ -128,7 +105,7 @@ def write_report(path: Path, task, metrics: dict[str, Any], baselines: dict[str,
         "Table 2 metrics: " + metrics.get("meta/next_word_flavour", "") + ". Baselines have no next-word "
         "probabilities, so their Table 2 cells are empty.",
         "",
-        *[f"Baseline {note}" for note in metrics.get("meta/baselines", [])],
+        *[f"Baseline {value}" for key, value in metrics.items() if key.startswith("meta/baselines/")],
         "",
         f"Backbone: `{json.dumps(weights)}`",
         "",
@@ -187,22 +164,14 @@ def evaluate(task, model, splits: dict[str, list[Example]], split: str, workdir:
     ids = [str(e["id"]) for e in examples]
     predictions = {key: task.vocabulary.decode(row) for key, row in zip(ids, tokens)}
     references = {str(e["id"]): [e["report_clean"]] for e in examples}
-    metrics.update(text_scores(references, predictions, config.eval.bleu_flavour))
-
-    truth = synthetic.truth_for(config.data)
-    if truth is not None:
-        metrics.update(truth_ce_metrics(truth, predictions, uncertain=config.eval.ce_uncertain))
-    baselines: dict[str, dict[str, Any]] = {}
-    notes = []
-    for name in config.eval.baselines:
-        baseline, note = baseline_predictions(name, splits["train"], examples, seed=config.train.seed)
-        baselines[name] = text_scores(references, baseline, config.eval.bleu_flavour)
-        if truth is not None:
-            baselines[name].update(truth_ce_metrics(truth, baseline, uncertain=config.eval.ce_uncertain))
-        notes.append(note)
-        for key, value in baselines[name].items():
-            if not key.startswith("meta/"):
-                metrics[f"baselines/{name}/{key}"] = value
+    texts = evaluate_texts(
+        TextOutputs(references, predictions, [e["report_clean"] for e in splits["train"]]),
+        config.eval,
+        seed=config.train.seed,
+        truth=synthetic.truth_for(config.data),
+    )
+    metrics.update(texts.metrics)
+    baselines = texts.baselines
 
     for key, value in config.paper_results.items():
         metrics[f"paper/{key}"] = value
@@ -218,7 +187,6 @@ def evaluate(task, model, splits: dict[str, list[Example]], split: str, workdir:
             "meta/unk_targets": int(np.count_nonzero(targets == UNK_ID)),
             "meta/decoding": f"{decoding}, at most {task.decode_length} words, <unk> never generated",
             "meta/bleu_flavour": config.eval.bleu_flavour,
-            "meta/baselines": notes,
             "meta/synthetic": config.data.synthetic,
             "meta/pretrained": bool(task.weights_info.get("pretrained", False)),
             "meta/weights_source": task.weights_info.get("source", ""),
