@@ -72,10 +72,10 @@ def text_baseline(name: str, ids: Sequence[str], train_texts: Sequence[str], see
 
     if name == "constant":
         predictions, choice = baselines.constant_baseline(list(ids), list(train_texts), seed=seed)
-        note = f"constant: {choice.text!r} (best train {choice.criterion} consensus)"
+        note = choice.describe()
     elif name == "random_train":
         predictions = baselines.random_train_baseline(list(ids), list(train_texts), seed=seed)
-        note = f"random_train: a train report drawn per study, seed {seed}"
+        note = f"random_train baseline: a train report drawn per study, seed {seed}"
     else:
         raise ValueError(f"baseline {name!r} is not made from train reports alone; valid: {', '.join(TEXT_ONLY_BASELINES)}")
     return {key: texts[0] for key, texts in predictions.items()}, note
@@ -139,7 +139,7 @@ def evaluate_texts(
             else:
                 metrics[f"meta/baselines/{name}"] = "unavailable: needs image embeddings this system does not make"
                 continue
-            scores = _numeric(score(texts, bootstrap=0, jar=jar).corpus)
+            scores = _numeric(score(texts, bootstrap=eval_config.bootstrap, jar=jar).corpus)
             if truth is not None:
                 scores.update(_numeric(truth_ce_metrics(truth, texts, uncertain=eval_config.ce_uncertain)))
             baseline_scores[name] = scores

@@ -22,7 +22,9 @@ verbatim equal are one candidate, and retrieving any of them is a hit;
 `retrieval/num_distinct_reports`, `retrieval/num_studies_sharing_a_report`
 count them), on a synthetic tree
 `truth/ce/...` (the findings the retrieved reports state vs those drawn in
-the image), `baselines/<name>/<key>`, `paper/<key>` and `meta/...`.
+the image), `baselines/<name>/<key>`, `paper/<key>` and `meta/...`. The
+text keys, for the model and each baseline, are those of every system
+(`medcap.evaluation.evaluator`).
 
 `python -m medcap.models.clip_report results/clip` reads
 `results/clip/clip_densenet/metrics.json` and
@@ -46,7 +48,6 @@ numbers in the tables (both BLEU flavours are in metrics.json).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -56,7 +57,6 @@ import numpy as np
 
 from medcap.data import synthetic
 from medcap.data.base import Example
-from medcap.evaluation.clinical import truth_ce_metrics
 from medcap.evaluation.report import format_value, markdown_table
 
 #: The paper's metric names -> our keys (pycocoevalcap names).
@@ -93,16 +93,6 @@ RETRIEVAL_KS = (1, 5, 10)
 RUN_NAMES = {"proposed": "clip_densenet", "baseline": "clip_densenet_baseline"}
 
 
-def _numeric(values: dict[str, Any]) -> dict[str, Any]:
-    """Metric keys of a score dict (no meta, no intervals' companions dropped)."""
-    return {
-        k: v
-        for k, v in values.items()
-        if not k.startswith("meta/")
-        and (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))
-    }
-
-
 # ---------------------------------------------------------------------------
 # One run
 
@@ -135,27 +125,13 @@ def _nearest_train_features(
     return features(train), features(test), record.to_dict()
 
 
-def _score(references, predictions, config, jar) -> dict[str, Any]:
-    from medcap.evaluation.text_metrics import score_corpus
-
-    return score_corpus(
-        references,
-        predictions,
-        bleu_flavour=config.eval.bleu_flavour,
-        bootstrap=config.eval.bootstrap,
-        seed=config.train.seed,
-        ce_uncertain=config.eval.ce_uncertain,
-        meteor=jar,
-    )
-
-
 def evaluate_run(
     task, model, splits: dict[str, list[Example]], split: str, workdir: Path
 ) -> dict[str, Any]:
     """Retrieval-based reports for `split`, scored; see the module docstring for outputs."""
     from medcap.evaluation import baselines as trivial
     from medcap.evaluation.classification import cosine_similarity, retrieval_metrics
-    from medcap.evaluation.text_metrics import MeteorJar, MeteorUnavailable
+    from medcap.evaluation.evaluator import TextOutputs, evaluate_texts
     from medcap.models.clip_retrieval import encoder_text, top1_retrieval
 
     config = task.config
@@ -177,58 +153,35 @@ def evaluate_run(
         json.dumps(predictions, indent=1) + "\n", encoding="utf-8"
     )
 
-    metrics: dict[str, Any] = {}
-    baseline_scores: dict[str, dict[str, Any]] = {}
-    with contextlib.ExitStack() as stack:
-        try:
-            jar = stack.enter_context(MeteorJar())
-        except MeteorUnavailable:
-            jar = None  # score_corpus records why METEOR is missing
-        metrics.update(_score(references, predictions, config, jar))
-        truth = synthetic.truth_for(config.data)
-        if truth is not None:
-            metrics.update(truth_ce_metrics(truth, predictions, uncertain=config.eval.ce_uncertain))
-
-        retrieval = retrieval_metrics(
-            cosine_similarity(image_embeddings, test_text_embeddings),
-            ks=RETRIEVAL_KS,
-            groups=test_texts,
+    task_baselines = {}
+    if "nearest_train" in config.eval.baselines:  # the report of the nearest train image, under the baseline DenseNet
+        train_features, test_features, record = _nearest_train_features(task, train, examples)
+        nearest_texts = trivial.nearest_train_baseline(ids, test_features, train_features, train_reports)
+        task_baselines["nearest_train"] = (
+            {key: texts[0] for key, texts in nearest_texts.items()},
+            "nearest_train baseline: report of the train image nearest (cosine) under untrained "
+            "DenseNet121 + GAP features: " + json.dumps(record),
         )
-        metrics.update({f"retrieval/{k}": v for k, v in retrieval.items()})
-        distinct = len(set(test_texts))
-        metrics["retrieval/num_distinct_reports"] = distinct
-        metrics["retrieval/num_studies_sharing_a_report"] = sum(
-            1 for text in test_texts if test_texts.count(text) > 1
-        )
-        for k in RETRIEVAL_KS:
-            metrics[f"retrieval/chance/R@{k}"] = min(1.0, k / distinct)
+    texts = evaluate_texts(
+        TextOutputs(references, {key: texts[0] for key, texts in predictions.items()}, train_reports, task_baselines),
+        config.eval,
+        seed=config.train.seed,
+        truth=synthetic.truth_for(config.data),
+    )
+    metrics: dict[str, Any] = dict(texts.metrics)
+    baseline_scores = texts.baselines
 
-        for name in config.eval.baselines:
-            if name == "constant":
-                baseline, choice = trivial.constant_baseline(
-                    ids, train_reports, seed=config.train.seed
-                )
-                metrics["meta/baseline_constant"] = choice.describe()
-            elif name == "random_train":
-                baseline = trivial.random_train_baseline(ids, train_reports, seed=config.train.seed)
-            else:  # nearest_train under the baseline DenseNet
-                train_features, test_features, record = _nearest_train_features(
-                    task, train, examples
-                )
-                baseline = trivial.nearest_train_baseline(
-                    ids, test_features, train_features, train_reports
-                )
-                metrics["meta/baseline_nearest_train"] = (
-                    "report of the train image nearest (cosine) under untrained DenseNet121 + GAP features: "
-                    + json.dumps(record)
-                )
-            scores = _numeric(_score(references, baseline, config, jar))
-            if truth is not None:
-                scores.update(
-                    _numeric(truth_ce_metrics(truth, baseline, uncertain=config.eval.ce_uncertain))
-                )
-            baseline_scores[name] = scores
-            metrics.update({f"baselines/{name}/{k}": v for k, v in scores.items()})
+    retrieval = retrieval_metrics(
+        cosine_similarity(image_embeddings, test_text_embeddings),
+        ks=RETRIEVAL_KS,
+        groups=test_texts,
+    )
+    metrics.update({f"retrieval/{k}": v for k, v in retrieval.items()})
+    distinct = len(set(test_texts))
+    metrics["retrieval/num_distinct_reports"] = distinct
+    metrics["retrieval/num_studies_sharing_a_report"] = sum(1 for text in test_texts if test_texts.count(text) > 1)
+    for k in RETRIEVAL_KS:
+        metrics[f"retrieval/chance/R@{k}"] = min(1.0, k / distinct)
 
     metrics.update({f"paper/{k}": v for k, v in config.paper_results.items()})
     metrics.update(

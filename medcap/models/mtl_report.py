@@ -6,12 +6,14 @@ Reports through Cross-modal Multi-Task Learning", section 5, Tables 1-4.
 **One run** (`evaluate_run`, called by the trainer through `MTLTask.evaluate`)
 writes into its workdir
 
-    metrics.json (returned)    Table 1 (Bleu_1..4, ROUGE_L, CIDEr), Table 3
+    metrics.json (returned)    Table 1 (Bleu_1..4, ROUGE_L), Table 3
                                (ml/...), Table 4 (oc/...) for the run's tasks;
-                               test losses (loss/...); trivial baselines
-                               (baselines/<name>/...); on a synthetic tree the
-                               findings the reports state vs the drawn ones
-                               (truth/ce/...); paper/<key>; meta/...
+                               test losses (loss/...); every text metric with
+                               the keys of every system, its trivial baselines
+                               and, on a synthetic tree, the findings the
+                               reports state vs the drawn ones (truth/ce/...),
+                               from `medcap.evaluation.evaluator`;
+                               paper/<key>; meta/...
     per_report_<split>.json    per-report text scores, for Table 2's paired t-test
     predictions_<split>.json   id -> generated report, reference, acuity, findings
     baselines_<split>.json     id -> each text baseline's report (scored by BERTScore later)
@@ -96,7 +98,7 @@ from medcap.data.base import Example
 # `bertscore` is re-exported so that `mtl_report.bertscore` keeps working.
 from medcap.evaluation.bertscore import BertScorer
 from medcap.evaluation.bertscore import bertscore as bertscore
-from medcap.evaluation.clinical import truth_ce_metrics
+from medcap.evaluation.evaluator import TextOutputs, evaluate_texts
 from medcap.evaluation.report import format_value, markdown_table
 
 TEXT_KEYS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "BERTScore_F1", "BioClinicalBERTScore_F1", "ROUGE_L")
@@ -173,6 +175,8 @@ EXTRA_RUNS_NOTE = (
     "`mtl_tp_no_icd` trains MTL-TP without it, and both are reported."
 )
 TEXT_BASELINES = ("constant", "random_train")
+#: Computed by the cross-regime report from local BERT presets; None in each run's metrics.json.
+BERT_KEYS = ("BERTScore_F1", "BioClinicalBERTScore_F1")
 
 #: The loss-weight sweep picks its weights by this validation metric (ours; the paper's main task is ITG
 #: and BLEU-4 its headline score), ties broken by `SWEEP_TIE_BREAK`, then by run name.
@@ -234,23 +238,6 @@ def majority_level(train_levels: Sequence[int]) -> int:
 # One run
 
 
-def _text_scores(references: dict[str, list[str]], predictions: dict[str, str], flavour: str):
-    from medcap.evaluation.text_metrics import evaluate
-
-    return evaluate(references, predictions, metrics=["bleu", "rouge", "cider"], bleu_flavour=flavour)
-
-
-def _text_metrics(evaluation: Any) -> dict[str, Any]:
-    corpus = evaluation.corpus
-    out = {key: corpus[key] for key in ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L", "CIDEr")}
-    for flavour in ("coco", "nltk"):
-        for n in range(1, 5):
-            out[f"{flavour}/Bleu_{n}"] = corpus[f"{flavour}/Bleu_{n}"]
-    out["BERTScore_F1"] = None
-    out["BioClinicalBERTScore_F1"] = None
-    return out
-
-
 def _multilabel(y_true: np.ndarray, y_score: np.ndarray, names: Sequence[str]) -> dict[str, float]:
     from medcap.evaluation.classification import multilabel_metrics
 
@@ -305,28 +292,25 @@ def evaluate_run(task, model, splits: dict[str, list[Example]], split: str, work
         keep = task.keep_punctuation
         references = {key: [report_text(e, keep)] for key, e in zip(ids, examples)}
         generated = {key: task.report_vocabulary.decode(row) for key, row in zip(ids, predicted["report"])}
-        evaluation = _text_scores(references, generated, config.eval.bleu_flavour)
-        metrics.update(_text_metrics(evaluation))
-        truth = synthetic.truth_for(config.data)
-        if truth is not None:
-            metrics.update(truth_ce_metrics(truth, generated, uncertain=config.eval.ce_uncertain))
+        train_texts = [report_text(e, keep) for e in train]
+        texts = evaluate_texts(
+            TextOutputs(references, generated, train_texts),
+            config.eval,
+            seed=seed,
+            truth=synthetic.truth_for(config.data),
+        )
+        metrics.update(texts.metrics)
+        # Filled per run by the cross-regime report (`--bert-preset`), not here.
+        metrics.update(dict.fromkeys(BERT_KEYS))
+        evaluation = texts.evaluation
         per_report = {"ids": evaluation.ids, "scores": {k: np.asarray(v).tolist() for k, v in evaluation.per_report.items()}}
         (workdir / f"per_report_{split}.json").write_text(json.dumps(per_report) + "\n", encoding="utf-8")
         for key in ids:
             predictions_file[key]["report"] = generated[key]
             predictions_file[key]["reference"] = references[key][0]
-        train_texts = [report_text(e, keep) for e in train]
-        baseline_texts: dict[str, dict[str, str]] = {}
-        for name in config.eval.baselines:
-            if name not in TEXT_BASELINES:
-                metrics[f"meta/baseline_{name}"] = "unavailable: needs image embeddings (not part of paper 001's model)"
-                continue
-            baseline_texts[name] = _text_baseline(name, ids, train_texts, seed)
-            scores = _text_metrics(_text_scores(references, baseline_texts[name], config.eval.bleu_flavour))
-            if truth is not None:
-                truth_scores = truth_ce_metrics(truth, baseline_texts[name], uncertain=config.eval.ce_uncertain)
-                scores.update({k: v for k, v in truth_scores.items() if not k.startswith("meta/")})
-            baselines.setdefault(name, {}).update(scores)
+        baseline_texts = texts.baseline_texts
+        for name, scores in texts.baselines.items():
+            baselines.setdefault(name, {}).update({**scores, **dict.fromkeys(BERT_KEYS)})
         (workdir / f"baselines_{split}.json").write_text(json.dumps(baseline_texts, indent=1) + "\n", encoding="utf-8")
 
     if "findings" in task.tasks:
@@ -385,16 +369,6 @@ def evaluate_run(task, model, splits: dict[str, list[Example]], split: str, work
     if is_synthetic(config):
         print("NOTE: synthetic data: these numbers are not comparable with the paper (see report.md).")
     return metrics
-
-
-def _text_baseline(name: str, ids: list[str], train_texts: list[str], seed: int) -> dict[str, str]:
-    from medcap.evaluation import baselines
-
-    if name == "constant":
-        predictions, _ = baselines.constant_baseline(ids, train_texts, seed=seed)
-    else:
-        predictions = baselines.random_train_baseline(ids, train_texts, seed=seed)
-    return {key: texts[0] for key, texts in predictions.items()}
 
 
 def write_samples(path: Path, examples: list[Example], predictions: dict[str, dict[str, Any]], num: int) -> None:

@@ -56,7 +56,7 @@ def test_model_and_baselines_get_the_same_keys_and_the_reference_scorer_values()
         keys = {k[len(f"baselines/{name}/") :] for k in result.metrics if k.startswith(f"baselines/{name}/")}
         assert ours <= keys, (name, sorted(ours - keys))
         assert set(result.baselines[name]) == keys
-        assert result.metrics[f"meta/baselines/{name}"].startswith(name)
+        assert result.metrics[f"meta/baselines/{name}"].startswith(f"{name} baseline")
     constant, _ = trivial.constant_baseline(list(REFERENCES), TRAIN, seed=3)
     assert result.baseline_texts["constant"] == {k: v[0] for k, v in constant.items()}
     assert result.baselines["constant"]["Bleu_2"] == score_corpus(REFERENCES, constant, bleu_flavour="nltk", metrics=["bleu"])["Bleu_2"]
