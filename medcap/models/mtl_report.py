@@ -691,9 +691,15 @@ def _test_metrics_of(run: RunResult, score_on_test: bool) -> tuple[dict[str, Any
         return None, f"{why}: run {command}, then this report again"
     if not model.is_file():
         return None, f"not scored on test: {run.workdir} has no model.keras"
-    from medcap.training import evaluate_workdir
+    # The command the user would run, in a child process: the trainer sits above this
+    # module, which only reads what a run wrote.
+    import subprocess
 
-    evaluate_workdir(run.workdir, split="test")
+    argv = [sys.executable, "-m", "medcap.cli", "evaluate", "--workdir", str(run.workdir), "--split", "test"]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0 or not path.is_file():
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, f"not scored on test: {command} failed (exit {done.returncode}: {last})"
     return read_json(path), f"`{path}` (scored on test now: {command})"
 
 

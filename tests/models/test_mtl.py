@@ -793,3 +793,19 @@ def test_loss_weight_sweep_is_chosen_on_validation_and_tested_once(tmp_path):
         results, score_sweep_on_test=True
     ).read_text()  # no model.keras in a fake run
 
+
+
+def test_the_sweeps_chosen_run_is_scored_on_test_by_the_cli_in_a_child_process(tmp_path):
+    """The report runs `medcap evaluate --split test` as the user would (it sits below the
+    trainer); a run the CLI cannot score leaves the test column empty with the CLI's reason."""
+    import types
+
+    run = types.SimpleNamespace(workdir=tmp_path / "w1.0,0.5,0.25")
+    run.workdir.mkdir()
+    (run.workdir / "model.keras").write_bytes(b"not a model")
+    metrics, note = mtl_report._test_metrics_of(run, True)
+    assert metrics is None
+    assert f"`medcap evaluate --workdir {run.workdir} --split test` failed (exit 2: medcap: error:" in note
+    assert "no config.json" in note
+    metrics, note = mtl_report._test_metrics_of(run, False)
+    assert metrics is None and "not scored on test yet" in note
