@@ -289,3 +289,26 @@ def nearest_train_baseline(
         ]
     )
     return {str(i): [train_reports[int(j)]] for i, j in zip(query_ids, nearest)}
+
+
+# ---------------------------------------------------------------------------
+# Label and ordinal outputs
+
+
+def prevalence_baseline(train_findings: Any, num: int, *, seed: int = 0) -> np.ndarray:
+    """(num, labels) 0/1 draws, label j positive with its train prevalence."""
+    prevalence = np.asarray(train_findings, dtype=np.float64).mean(axis=0)
+    rng = np.random.default_rng(seed)
+    return (rng.random((num, prevalence.size)) < prevalence).astype(np.float64)
+
+
+def majority_labels_baseline(train_findings: Any, num: int) -> np.ndarray:
+    """(num, labels): every label at its train majority value (ties -> 0)."""
+    prevalence = np.asarray(train_findings, dtype=np.float64).mean(axis=0)
+    return np.tile((prevalence > 0.5).astype(np.float64), (num, 1))
+
+
+def majority_level(train_levels: Sequence[int]) -> int:
+    """The most frequent train level (ties -> the lower level)."""
+    values, counts = np.unique(np.asarray(train_levels, dtype=np.int64), return_counts=True)
+    return int(values[np.argmax(counts)])

@@ -1,6 +1,15 @@
-"""One evaluator for generated (or retrieved) reports: every system is scored the same way.
+"""One evaluator: every system's outputs are scored the same way, with the same keys.
 
-A task hands over what it produced on a split (`TextOutputs`: the report
+A task hands over what it produced on a split; the evaluator computes every
+metric that applies, for the model and for its trivial baselines:
+
+* reports (`evaluate_texts`), below;
+* multi-label finding scores (`evaluate_labels`: `ml/...`, baselines
+  `prevalence` and `majority`);
+* an ordinal target (`evaluate_ordinal`: `oc/...`, baseline `majority`);
+* image-report retrieval (`evaluate_retrieval`: `retrieval/...`).
+
+Reports: the task hands over `TextOutputs` (the report
 each study got, the references, the train reports the trivial baselines
 draw from, and any baseline only the task can make, such as the nearest
 train image's report); `evaluate_texts` computes every text metric that
@@ -147,3 +156,82 @@ def evaluate_texts(
             metrics[f"meta/baselines/{name}"] = note
             metrics.update({f"baselines/{name}/{key}": value for key, value in scores.items()})
     return TextEvaluation(metrics, baseline_scores, baseline_texts, evaluation)
+
+
+@dataclass
+class Scores:
+    """A head's metrics (prefixed keys, baselines included) and each baseline's, unprefixed."""
+
+    metrics: dict[str, Any]
+    baselines: dict[str, dict[str, Any]]
+
+
+def _with_baselines(ours: dict[str, Any], baselines: dict[str, dict[str, Any]]) -> Scores:
+    metrics = dict(ours)
+    for name, values in baselines.items():
+        metrics.update({f"baselines/{name}/{key}": value for key, value in values.items()})
+    return Scores(metrics, baselines)
+
+
+def _multilabel(y_true: Any, y_score: Any, names: Sequence[str]) -> dict[str, float]:
+    from medcap.evaluation.classification import multilabel_metrics
+
+    values = multilabel_metrics(y_true, y_score, label_names=names)
+    out = {f"ml/{k}": v for k, v in values.items()}
+    out["ml/precision"] = values["micro_precision"]
+    out["ml/recall"] = values["micro_recall"]
+    out["ml/f1"] = values["micro_f1"]
+    return out
+
+
+def evaluate_labels(
+    labels: Any, scores: Any, names: Sequence[str], *, train_labels: Any, seed: int
+) -> Scores:
+    """Multi-label findings: `ml/...` (`classification.multilabel_metrics`; precision,
+    recall and F1 micro-averaged) for the model's scores and for the `prevalence`
+    (seeded draws at each label's train rate) and `majority` (each label at its
+    train majority) baselines."""
+    import numpy as np
+
+    from medcap.evaluation.baselines import majority_labels_baseline, prevalence_baseline
+
+    labels = np.asarray(labels, dtype=np.int64)
+    train_labels = np.asarray(train_labels, dtype=np.float64)
+    baselines = {
+        "prevalence": _multilabel(labels, prevalence_baseline(train_labels, len(labels), seed=seed), names),
+        "majority": _multilabel(labels, majority_labels_baseline(train_labels, len(labels)), names),
+    }
+    ours = {**_multilabel(labels, scores, names), "meta/findings_names": ",".join(names)}
+    return _with_baselines(ours, baselines)
+
+
+def evaluate_ordinal(levels: Sequence[int], predicted: Sequence[int], *, train_levels: Sequence[int]) -> Scores:
+    """An ordinal target (acuity): `oc/...` (`classification.ordinal_metrics`) for the
+    model and for the `majority` baseline (the most frequent train level)."""
+    from medcap.evaluation.baselines import majority_level
+    from medcap.evaluation.classification import ordinal_metrics
+
+    def ordinal(pred: Sequence[int]) -> dict[str, float]:
+        return {f"oc/{k}": v for k, v in ordinal_metrics(list(levels), list(pred)).items()}
+
+    majority = majority_level(train_levels)
+    ours = {**ordinal(predicted), "meta/acuity_majority_level": majority}
+    return _with_baselines(ours, {"majority": ordinal([majority] * len(levels))})
+
+
+def evaluate_retrieval(similarity: Any, texts: Sequence[str], ks: Sequence[int] = (1, 5, 10)) -> dict[str, Any]:
+    """Image-report retrieval over the test pairs: `retrieval/{i2t,t2i}/R@K` and median
+    ranks against the de-duplicated texts (identical reports are one candidate, and
+    retrieving any copy is a hit), `retrieval/chance/R@K` = K / distinct texts, and
+    the counts `retrieval/num_distinct_reports` and `retrieval/num_studies_sharing_a_report`."""
+    from collections import Counter
+
+    from medcap.evaluation.classification import retrieval_metrics
+
+    metrics = {f"retrieval/{k}": v for k, v in retrieval_metrics(similarity, ks=ks, groups=list(texts)).items()}
+    counts = Counter(texts)
+    metrics["retrieval/num_distinct_reports"] = len(counts)
+    metrics["retrieval/num_studies_sharing_a_report"] = sum(n for n in counts.values() if n > 1)
+    for k in ks:
+        metrics[f"retrieval/chance/R@{k}"] = min(1.0, k / len(counts))
+    return metrics

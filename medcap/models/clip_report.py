@@ -130,8 +130,8 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Retrieval-based reports for `split`, scored; see the module docstring for outputs."""
     from medcap.evaluation import baselines as trivial
-    from medcap.evaluation.classification import cosine_similarity, retrieval_metrics
-    from medcap.evaluation.evaluator import TextOutputs, evaluate_texts
+    from medcap.evaluation.classification import cosine_similarity
+    from medcap.evaluation.evaluator import TextOutputs, evaluate_retrieval, evaluate_texts
     from medcap.models.clip_retrieval import encoder_text, top1_retrieval
 
     config = task.config
@@ -171,17 +171,9 @@ def evaluate_run(
     metrics: dict[str, Any] = dict(texts.metrics)
     baseline_scores = texts.baselines
 
-    retrieval = retrieval_metrics(
-        cosine_similarity(image_embeddings, test_text_embeddings),
-        ks=RETRIEVAL_KS,
-        groups=test_texts,
+    metrics.update(
+        evaluate_retrieval(cosine_similarity(image_embeddings, test_text_embeddings), test_texts, RETRIEVAL_KS)
     )
-    metrics.update({f"retrieval/{k}": v for k, v in retrieval.items()})
-    distinct = len(set(test_texts))
-    metrics["retrieval/num_distinct_reports"] = distinct
-    metrics["retrieval/num_studies_sharing_a_report"] = sum(1 for text in test_texts if test_texts.count(text) > 1)
-    for k in RETRIEVAL_KS:
-        metrics[f"retrieval/chance/R@{k}"] = min(1.0, k / distinct)
 
     metrics.update({f"paper/{k}": v for k, v in config.paper_results.items()})
     metrics.update(

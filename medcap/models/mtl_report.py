@@ -98,7 +98,12 @@ from medcap.data.base import Example
 # `bertscore` is re-exported so that `mtl_report.bertscore` keeps working.
 from medcap.evaluation.bertscore import BertScorer
 from medcap.evaluation.bertscore import bertscore as bertscore
-from medcap.evaluation.evaluator import TextOutputs, evaluate_texts
+from medcap.evaluation.evaluator import (
+    TextOutputs,
+    evaluate_labels,
+    evaluate_ordinal,
+    evaluate_texts,
+)
 from medcap.evaluation.report import format_value, markdown_table
 
 TEXT_KEYS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "BERTScore_F1", "BioClinicalBERTScore_F1", "ROUGE_L")
@@ -212,41 +217,7 @@ def is_synthetic(config: Any) -> bool:
 
 
 # ---------------------------------------------------------------------------
-# Trivial baselines of the classification heads
-
-
-def prevalence_baseline(train_findings: Any, num: int, *, seed: int = 0) -> np.ndarray:
-    """(num, labels) 0/1 draws, label j positive with its train prevalence."""
-    prevalence = np.asarray(train_findings, dtype=np.float64).mean(axis=0)
-    rng = np.random.default_rng(seed)
-    return (rng.random((num, prevalence.size)) < prevalence).astype(np.float64)
-
-
-def majority_labels_baseline(train_findings: Any, num: int) -> np.ndarray:
-    """(num, labels): every label at its train majority value (ties -> 0)."""
-    prevalence = np.asarray(train_findings, dtype=np.float64).mean(axis=0)
-    return np.tile((prevalence > 0.5).astype(np.float64), (num, 1))
-
-
-def majority_level(train_levels: Sequence[int]) -> int:
-    """The most frequent train level (ties -> the lower level)."""
-    values, counts = np.unique(np.asarray(train_levels, dtype=np.int64), return_counts=True)
-    return int(values[np.argmax(counts)])
-
-
-# ---------------------------------------------------------------------------
 # One run
-
-
-def _multilabel(y_true: np.ndarray, y_score: np.ndarray, names: Sequence[str]) -> dict[str, float]:
-    from medcap.evaluation.classification import multilabel_metrics
-
-    values = multilabel_metrics(y_true, y_score, label_names=names)
-    out = {f"ml/{k}": v for k, v in values.items()}
-    out["ml/precision"] = values["micro_precision"]
-    out["ml/recall"] = values["micro_recall"]
-    out["ml/f1"] = values["micro_f1"]
-    return out
 
 
 def report_text(example: Example, keep_punctuation: bool = False) -> str:
@@ -256,12 +227,6 @@ def report_text(example: Example, keep_punctuation: bool = False) -> str:
     if keep_punctuation:
         return text
     return " ".join(word for word in text.split() if word != ".")
-
-
-def _ordinal(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:
-    from medcap.evaluation.classification import ordinal_metrics
-
-    return {f"oc/{k}": v for k, v in ordinal_metrics(y_true, y_pred).items()}
 
 
 def evaluate_run(task, model, splits: dict[str, list[Example]], split: str, workdir: Path) -> dict[str, Any]:
@@ -316,26 +281,27 @@ def evaluate_run(task, model, splits: dict[str, list[Example]], split: str, work
     if "findings" in task.tasks:
         names = list(examples[0].get("findings_names") or task.state.get("findings_names") or [])
         names = names or [f"finding_{j}" for j in range(predicted["findings"].shape[1])]
-        y_true = np.array([e["findings"] for e in examples], dtype=np.int64)
-        metrics.update(_multilabel(y_true, predicted["findings"], names))
-        train_findings = np.array([e["findings"] for e in train], dtype=np.float64)
-        baselines.setdefault("prevalence", {}).update(
-            _multilabel(y_true, prevalence_baseline(train_findings, len(examples), seed=seed), names)
+        scores = evaluate_labels(
+            [e["findings"] for e in examples],
+            predicted["findings"],
+            names,
+            train_labels=[e["findings"] for e in train],
+            seed=seed,
         )
-        baselines.setdefault("majority", {}).update(
-            _multilabel(y_true, majority_labels_baseline(train_findings, len(examples)), names)
-        )
+        metrics.update(scores.metrics)
+        for name, values in scores.baselines.items():
+            baselines.setdefault(name, {}).update(values)
         for key, row in zip(ids, predicted["findings"]):
             predictions_file[key]["findings"] = [round(float(p), 6) for p in row]
-        metrics["meta/findings_names"] = ",".join(names)
 
     if "acuity" in task.tasks:
-        truth = [int(e["acuity"]) for e in examples]
         levels = decode_ordinal(predicted["acuity"])
-        metrics.update(_ordinal(truth, levels))
-        majority = majority_level([int(e["acuity"]) for e in train])
-        baselines.setdefault("majority", {}).update(_ordinal(truth, [majority] * len(truth)))
-        metrics["meta/acuity_majority_level"] = majority
+        scores = evaluate_ordinal(
+            [int(e["acuity"]) for e in examples], levels, train_levels=[int(e["acuity"]) for e in train]
+        )
+        metrics.update(scores.metrics)
+        for name, values in scores.baselines.items():
+            baselines.setdefault(name, {}).update(values)
         for key, level, row in zip(ids, levels, predicted["acuity"]):
             predictions_file[key]["acuity"] = int(level)
             predictions_file[key]["acuity_cumulative"] = [round(float(p), 6) for p in row]

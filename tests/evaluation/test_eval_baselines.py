@@ -9,6 +9,11 @@ import numpy as np
 import pytest
 
 from medcap.evaluation import baselines
+from medcap.evaluation.baselines import (
+    majority_labels_baseline,
+    majority_level,
+    prevalence_baseline,
+)
 
 TRAIN = [
     "the heart is normal in size . the lungs are clear .",
@@ -100,3 +105,11 @@ def test_nearest_train_baseline():
     assert out == {"a": ["right"], "b": ["up"], "c": ["diagonal"], "d": ["right"]}
     with pytest.raises(ValueError):
         baselines.nearest_train_baseline(["a"], queries, train_emb, reports)
+
+
+def test_classification_baselines():
+    train = np.array([[1, 0, 0], [1, 0, 1], [0, 0, 1], [1, 0, 0]])
+    np.testing.assert_array_equal(majority_labels_baseline(train, 2), [[1, 0, 0], [1, 0, 0]])
+    draws = prevalence_baseline(train, 20000, seed=0)
+    np.testing.assert_allclose(draws.mean(axis=0), [0.75, 0.0, 0.5], atol=0.02)
+    assert majority_level([4, 3, 4, 2, 3]) == 3  # tie between 3 and 4 -> the lower level

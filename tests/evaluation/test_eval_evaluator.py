@@ -95,3 +95,51 @@ def test_image_baselines_come_from_the_task_or_are_recorded_unavailable():
     assert missing.baselines == {}
     assert missing.metrics["meta/baselines/nearest_train"].startswith("unavailable")
     assert not any(k.startswith("baselines/") for k in missing.metrics)
+
+
+def test_label_scores_and_their_baselines_get_the_same_ml_keys():
+    import numpy as np
+
+    from medcap.evaluation.baselines import majority_labels_baseline
+    from medcap.evaluation.classification import multilabel_metrics
+    from medcap.evaluation.evaluator import evaluate_labels
+
+    names = ["Edema", "Pleural Effusion", "Cardiomegaly"]
+    labels = np.array([[1, 0, 0], [0, 1, 1], [0, 0, 1], [1, 1, 0]])
+    train = np.array([[1, 0, 1], [1, 0, 0], [0, 1, 1], [1, 0, 1], [0, 0, 1]])
+    scores = evaluate_labels(labels, labels * 0.9 + 0.05, names, train_labels=train, seed=0)
+    assert scores.metrics["ml/f1"] == 1.0 and scores.metrics["meta/findings_names"] == ",".join(names)
+    ours = {k for k in scores.metrics if k.startswith("ml/")}
+    for name in ("prevalence", "majority"):
+        assert set(scores.baselines[name]) == ours
+        assert all(scores.metrics[f"baselines/{name}/{k}"] == v for k, v in scores.baselines[name].items())
+    expected = multilabel_metrics(labels, majority_labels_baseline(train, 4), label_names=names)
+    assert scores.baselines["majority"]["ml/f1"] == expected["micro_f1"]  # every label at its train majority: 1, 0, 1
+
+
+def test_ordinal_target_and_its_majority_baseline():
+    import numpy as np
+
+    from medcap.evaluation.classification import ordinal_metrics
+    from medcap.evaluation.evaluator import evaluate_ordinal
+
+    scores = evaluate_ordinal([1, 2, 3, 3, 2], [1, 2, 3, 3, 2], train_levels=[3, 3, 2, 4])
+    assert scores.metrics["oc/accuracy"] == 1.0 and scores.metrics["meta/acuity_majority_level"] == 3
+    majority = {f"oc/{k}": v for k, v in ordinal_metrics([1, 2, 3, 3, 2], [3] * 5).items()}
+    np.testing.assert_equal(scores.baselines, {"majority": majority})  # NaN Spearman for a constant, on both sides
+    assert scores.metrics["baselines/majority/oc/accuracy"] == 0.4
+
+
+def test_retrieval_counts_a_hit_on_any_copy_of_a_shared_report():
+    import numpy as np
+
+    from medcap.evaluation.evaluator import evaluate_retrieval
+
+    texts = ["no effusion .", "no effusion .", "cardiomegaly .", "edema ."]
+    similarity = np.eye(4)
+    similarity[1] = [0.9, 0.5, 0.1, 0.0]  # image 1 ranks its report's twin first: a hit
+    metrics = evaluate_retrieval(similarity, texts, (1, 2))
+    assert metrics["retrieval/i2t/R@1"] == 1.0
+    assert metrics["retrieval/num_distinct_reports"] == 3
+    assert metrics["retrieval/num_studies_sharing_a_report"] == 2
+    assert metrics["retrieval/chance/R@1"] == 1 / 3 and metrics["retrieval/chance/R@2"] == 2 / 3

@@ -579,14 +579,6 @@ def test_bertscore_with_a_local_tiny_keras_hub_preset(tmp_path):
         mtl_report.bertscore(refs, cands, tmp_path / "missing")
 
 
-def test_classification_baselines():
-    train = np.array([[1, 0, 0], [1, 0, 1], [0, 0, 1], [1, 0, 0]])
-    np.testing.assert_array_equal(mtl_report.majority_labels_baseline(train, 2), [[1, 0, 0], [1, 0, 0]])
-    draws = mtl_report.prevalence_baseline(train, 20000, seed=0)
-    np.testing.assert_allclose(draws.mean(axis=0), [0.75, 0.0, 0.5], atol=0.02)
-    assert mtl_report.majority_level([4, 3, 4, 2, 3]) == 3  # tie between 3 and 4 -> the lower level
-
-
 def _fake_run(workdir: Path, *, tasks, val_losses: dict, metrics: dict, per_report: dict | None = None) -> None:
     config = load_experiment("mtl_eq", overrides=[f"model.options.tasks={','.join(tasks)}"])
     workdir.mkdir(parents=True)
