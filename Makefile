@@ -67,7 +67,7 @@ reproduce-mtl: $(STAMP)
 	$(MEDCAP) train mtl_eq --workdir results/mtl/eq $(MTL_DATA)
 	$(MEDCAP) train mtl_tp --workdir results/mtl/tp $(MTL_DATA)
 	$(MEDCAP) train mtl_tp_no_icd --workdir results/mtl/tp_no_icd $(MTL_DATA)
-	$(BIN)/python -m medcap.models.mtl_report results/mtl $(MTL_BERT)
+	$(BIN)/python -m medcap.models.mtl_regimes results/mtl $(MTL_BERT)
 
 # The loss-weight sweep of experiments/mtl_tp_sweep.py; the report picks it up.
 reproduce-mtl-sweep: $(STAMP)
@@ -75,7 +75,7 @@ reproduce-mtl-sweep: $(STAMP)
 	  $(MEDCAP) train mtl_tp_sweep --workdir results/mtl/sweep/w$$w \
 	    --set "model.options.loss_weights=[$$w]" $(MTL_DATA) || exit 1; \
 	done
-	$(BIN)/python -m medcap.models.mtl_report results/mtl $(MTL_BERT)
+	$(BIN)/python -m medcap.models.mtl_regimes results/mtl $(MTL_BERT)
 
 # Paper 002. IU_XRAY_DIR: the IU X-ray download (R2Gen layout or OpenI); BIOBERT_DIR: a local
 # Hugging Face BioBERT folder. Without them: synthetic IU X-ray-format data and a small random BERT.

@@ -10,7 +10,7 @@ alpha (ITG) > beta (OC) > gamma (ML), without values. Our MTL-TP uses
 
 Weights are chosen on the validation split, never on test: every sweep run
 is scored on `val` (`eval.split = "val"`, so its metrics.json holds
-validation scores), `python -m medcap.models.mtl_report results/mtl` picks
+validation scores), `python -m medcap.models.mtl_regimes results/mtl` picks
 the run with the best validation BLEU-4 (ties: ROUGE-L), and only that run
 is scored on test (`metrics_test.json`, once). The paper's MTL-TP numbers
 (Tables 1, 3, 4) are the reference for that one test row:

@@ -17,10 +17,11 @@ import tensorflow as tf
 
 from medcap.config import ConfigError, load_experiment
 from medcap.decoding import clean_after_end, reference_greedy_decode
+from medcap.evaluation.bertscore import bertscore
 from medcap.evaluation.classification import decode_ordinal, encode_ordinal
 from medcap.layers.ordinal import OrdinalHead, SequenceSigmoidHead
 from medcap.layers.tabular import UnifiedDataBlock
-from medcap.models import mtl_report
+from medcap.models import mtl_regimes
 from medcap.models.mtl_task import (
     MTLTask,
     parse_loss_weights,
@@ -384,13 +385,13 @@ def test_model_without_the_icd_title_input(tmp_path):
 
 
 def test_the_regime_report_reads_the_papers_numbers_from_the_experiments():
-    paper = mtl_report.paper_numbers()
-    assert set(paper.results) == set(mtl_report.REGIME_EXPERIMENTS) == {"STL", "MTL-EQ", "MTL-TP"}
+    paper = mtl_regimes.paper_numbers()
+    assert set(paper.results) == set(mtl_regimes.REGIME_EXPERIMENTS) == {"STL", "MTL-EQ", "MTL-TP"}
     # Table 1 (STL BLEU-1, MTL-TP ROUGE-L), Table 3 (MTL-EQ ML F1), Table 4 (STL OC accuracy), Table 2.
     assert paper.results["STL"]["Bleu_1"] == 0.3326 and paper.results["MTL-TP"]["ROUGE_L"] == 0.3366
     assert paper.results["MTL-EQ"]["ml/f1"] == 0.6562 and paper.results["STL"]["oc/accuracy"] == 0.8790
     assert paper.p_values["Bleu_4"] == 0.02569 and paper.p_values["BERTScore_F1"] == 0.83824
-    assert not any(key.startswith(mtl_report.P_VALUE_PREFIX) for key in paper.results["MTL-TP"])
+    assert not any(key.startswith(mtl_regimes.P_VALUE_PREFIX) for key in paper.results["MTL-TP"])
     assert "Aksoy" in paper.title
 
 
@@ -399,7 +400,7 @@ def test_mtl_tp_no_icd_experiment_leaves_the_icd_title_out(mimic_dir, tmp_path):
 
     tp, no_icd = load_experiment("mtl_tp"), load_experiment("mtl_tp_no_icd")
     assert no_icd.model.options == {**tp.model.options, "regime": "MTL-TP (no ICD title)", "use_icd_title": False}
-    assert no_icd.paper_results == mtl_report.paper_numbers().results["MTL-TP"] and no_icd.train == tp.train
+    assert no_icd.paper_results == mtl_regimes.paper_numbers().results["MTL-TP"] and no_icd.train == tp.train
     assert any("use_icd_title" in choice for choice in no_icd.choices)
     config = _smoke_config("mtl_tp_no_icd", mimic_dir, tmp_path)
     splits = training.load_splits(config.data).splits
@@ -569,14 +570,14 @@ def test_bertscore_with_a_local_tiny_keras_hub_preset(tmp_path):
 
     refs = ["no pleural effusion", "heart size is normal", "no pleural effusion"]
     cands = ["no pleural effusion", "no pleural effusion", ""]
-    scores = mtl_report.bertscore(refs, cands, preset, layer=2)  # bert-score's num_layers: all 2 layers
+    scores = bertscore(refs, cands, preset, layer=2)  # bert-score's num_layers: all 2 layers
     np.testing.assert_allclose(scores[0], [1.0, 1.0, 1.0], atol=1e-6)
     assert 0 < scores[1, 2] < 1 and scores[2].tolist() == [0.0, 0.0, 0.0]
-    swapped = mtl_report.bertscore(cands[:2], refs[:2], preset, layer=0)
-    direct = mtl_report.bertscore(refs[:2], cands[:2], preset, layer=0)
+    swapped = bertscore(cands[:2], refs[:2], preset, layer=0)
+    direct = bertscore(refs[:2], cands[:2], preset, layer=0)
     np.testing.assert_allclose(swapped[:, [1, 0, 2]], direct, atol=1e-6)  # P and R swap with the roles
     with pytest.raises(FileNotFoundError, match="no such directory"):
-        mtl_report.bertscore(refs, cands, tmp_path / "missing")
+        bertscore(refs, cands, tmp_path / "missing")
 
 
 def _fake_run(workdir: Path, *, tasks, val_losses: dict, metrics: dict, per_report: dict | None = None) -> None:
@@ -612,7 +613,7 @@ def test_regime_report_tables_t_test_and_overfitting_plots(tmp_path):
               metrics={**text, "Bleu_2": 0.25, "ml/f1": 0.55, "oc/accuracy": 0.7},
               per_report={"ids": list(reversed(ids)), "scores": {"Bleu_1": list(reversed(tp_bleu))}})  # fmt: skip
 
-    path = mtl_report.write_regime_report(tmp_path)
+    path = mtl_regimes.write_regime_report(tmp_path)
     report = path.read_text()
     assert "| MTL-TP (paper) | 0.3424 | 0.2295 |" in report
     assert "| MTL-TP (ours) | 0.3000 | 0.2500 |" in report
@@ -625,7 +626,7 @@ def test_regime_report_tables_t_test_and_overfitting_plots(tmp_path):
     assert "| STL | findings | 5 | 2 | 0.4000 |" in report and "| MTL-TP | findings | 4 | 4 | 0.3000 |" in report
     for task in ("report", "acuity", "findings"):
         assert (tmp_path / "plots" / f"val_{task}_loss.png").stat().st_size > 1000
-    assert mtl_report.main([str(tmp_path / "nothing")]) == 2
+    assert mtl_regimes.main([str(tmp_path / "nothing")]) == 2
 
 
 # ---------------------------------------------------------------------------
@@ -660,7 +661,7 @@ def test_each_head_beats_its_trivial_baseline_on_synthetic_data(tmp_path):
     run_report = (tmp_path / "results" / "eq" / "report.md").read_text()
     # BLEU-2 against the constant report is shown there, not asserted: the margin is too thin (see above).
     assert re.search(rf"\| `Bleu_2` \| [0-9.]+ \| {metrics['Bleu_2']:.4f} \| {metrics['baselines/constant/Bleu_2']:.4f} \|", run_report)
-    report = mtl_report.write_regime_report(tmp_path / "results").read_text()
+    report = mtl_regimes.write_regime_report(tmp_path / "results").read_text()
     assert f"| MTL-EQ (ours) | {metrics['Bleu_1']:.4f} |" in report
 
 
@@ -710,7 +711,7 @@ def test_regime_report_says_which_bertscore_setting_the_paper_implies(tmp_path):
         return f"{scores[:, 2].mean():.4f}"
 
     # raw, bert-score's layer 2 of 2 asked for explicitly (roberta-large's default 17 does not exist here)
-    report = mtl_report.write_regime_report(results, bert_preset=str(preset), bert_layer=2).read_text()
+    report = mtl_regimes.write_regime_report(results, bert_preset=str(preset), bert_layer=2).read_text()
     assert f"| MTL-TP (ours) | 0.3100 | n/a | n/a | n/a | {mean_f1(tp_pairs, layer=2)} | n/a |" in report
     assert f"| mtl_tp_no_icd (ours) | 0.2700 | n/a | n/a | n/a | {mean_f1(no_icd_pairs, layer=2)} | n/a |" in report
     assert "| mtl_tp_no_icd (ours) | 0.4400 |" not in report  # Table 3's first column is precision
@@ -721,11 +722,11 @@ def test_regime_report_says_which_bertscore_setting_the_paper_implies(tmp_path):
     assert "raw F1 of about 0.866" in report  # 0.2056 rescaled with roberta-large's layer-17 F baseline 0.83122575
     assert "Ours is raw: it is not comparable with the paper's BS_F1" in report
     assert "(roberta-large, layer 2, no idf, raw (no baseline rescaling))" in report
-    assert mtl_report.EXTRA_RUNS_NOTE in report and "- mtl_tp_no_icd: `" in report
+    assert mtl_regimes.EXTRA_RUNS_NOTE in report and "- mtl_tp_no_icd: `" in report
     assert "Bio-CBS_F1: unavailable: no local keras-hub BERT preset given" in report
 
     # rescaled with the baseline file: (F - 0.75) / (1 - 0.75)
-    rescaled = mtl_report.write_regime_report(
+    rescaled = mtl_regimes.write_regime_report(
         results, bert_preset=str(preset), bert_layer=2, bert_baseline=str(baseline)
     ).read_text()
     raw_tp = float(mean_f1(tp_pairs, layer=2))
@@ -734,9 +735,9 @@ def test_regime_report_says_which_bertscore_setting_the_paper_implies(tmp_path):
     assert "Ours is rescaled, so it is on the paper's scale." in rescaled
     # the no-ICD run is optional: without it the report still builds and says how to run it
     (results / "tp_no_icd" / "metrics.json").unlink()
-    report = mtl_report.write_regime_report(results).read_text()
+    report = mtl_regimes.write_regime_report(results).read_text()
     assert "mtl_tp_no_icd (ours)" not in report and "(not run; optional: `medcap train mtl_tp_no_icd" in report
-    assert mtl_report.main([str(results), "--bert-preset", str(preset)]) == 2  # layer 17 > 2 layers: a clear error
+    assert mtl_regimes.main([str(results), "--bert-preset", str(preset)]) == 2  # layer 17 > 2 layers: a clear error
 
 
 def test_loss_weight_sweep_is_chosen_on_validation_and_tested_once(tmp_path):
@@ -763,7 +764,7 @@ def test_loss_weight_sweep_is_chosen_on_validation_and_tested_once(tmp_path):
     _fake_run(results / "sweep" / "old_test_scored", tasks=tasks, val_losses=losses,
               metrics={"meta/split": "test", "Bleu_4": 0.5})  # fmt: skip
 
-    report = mtl_report.write_regime_report(results).read_text()
+    report = mtl_regimes.write_regime_report(results).read_text()
     section = report[report.index("## Loss-weight sweep") :]
     assert "| run | alpha,beta,gamma | val B_1 | val B_2 | val B_3 | val B_4 | val R_L | val ML F1 | val OC acc. |" in section
     assert "| **w1.0,0.7,0.4** (chosen) | 1,0.7,0.4 | n/a | n/a | n/a | 0.0950 | 0.3100 | 0.5000 | 0.6000 |" in section
@@ -778,10 +779,10 @@ def test_loss_weight_sweep_is_chosen_on_validation_and_tested_once(tmp_path):
 
     # Without test scores the chosen run is named with the command that scores it; nothing else is shown.
     (results / "sweep" / "w1.0,0.7,0.4" / "metrics_test.json").unlink()
-    section = mtl_report.write_regime_report(results).read_text().split("## Loss-weight sweep")[1]
+    section = mtl_regimes.write_regime_report(results).read_text().split("## Loss-weight sweep")[1]
     assert f"Test split: not scored on test yet: run `medcap evaluate --workdir {results / 'sweep' / 'w1.0,0.7,0.4'} --split test`" in section
     assert "0.9950" not in section and "0.9800" not in section
-    assert "Test split: not scored on test: " in mtl_report.write_regime_report(
+    assert "Test split: not scored on test: " in mtl_regimes.write_regime_report(
         results, score_sweep_on_test=True
     ).read_text()  # no model.keras in a fake run
 
@@ -795,9 +796,9 @@ def test_the_sweeps_chosen_run_is_scored_on_test_by_the_cli_in_a_child_process(t
     run = types.SimpleNamespace(workdir=tmp_path / "w1.0,0.5,0.25")
     run.workdir.mkdir()
     (run.workdir / "model.keras").write_bytes(b"not a model")
-    metrics, note = mtl_report._test_metrics_of(run, True)
+    metrics, note = mtl_regimes._test_metrics_of(run, True)
     assert metrics is None
     assert f"`medcap evaluate --workdir {run.workdir} --split test` failed (exit 2: medcap: error:" in note
     assert "no config.json" in note
-    metrics, note = mtl_report._test_metrics_of(run, False)
+    metrics, note = mtl_regimes._test_metrics_of(run, False)
     assert metrics is None and "not scored on test yet" in note
