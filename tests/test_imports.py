@@ -186,6 +186,20 @@ def test_imports_flow_one_way_through_the_layers():
     assert not gone, f"no longer imported upward, remove from KNOWN_UPWARD: {gone}"
 
 
+#: A module longer than this says in its docstring why it is one idea.
+LONG_MODULE_LINES = 600
+
+
+def test_long_modules_say_why_they_are_one_idea():
+    unexplained = []
+    for name, path in module_files(PACKAGE).items():
+        text = path.read_text(encoding="utf-8")
+        docstring = ast.get_docstring(ast.parse(text)) or ""
+        if text.count("\n") > LONG_MODULE_LINES and "one idea" not in docstring.lower():
+            unexplained.append(f"{name} ({text.count(chr(10))} lines)")
+    assert not unexplained, "split these modules or say in their docstring why each is one idea: " + ", ".join(unexplained)
+
+
 @pytest.mark.parametrize(
     ("registry", "modules"), [("DATASETS", DATASET_MODULES), ("TASKS", TASK_MODULES)]
 )

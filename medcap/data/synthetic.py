@@ -3,10 +3,10 @@
 Every synthetic tree (`medcap data synth {medicat,iu_xray,mimic}`) is built
 from the functions here, so one finding vocabulary, one image model and one
 report model serve all three datasets. The dataset modules only lay the
-results out in their real on-disk formats. It is long because the image
+results out in their real on-disk formats. One idea, though long: the image
 model and the report model must agree finding by finding (what is drawn is
-what the report says and what `synthetic_truth.json` records); it holds that
-one generative model and nothing else.
+what the report says and what `synthetic_truth.json` records), so it holds
+that one generative model and nothing else.
 
 Stable API (other modules import these; keep signatures):
 

@@ -3,7 +3,9 @@
 Aksoy, Sharoff, Ravikumar, "Enhancing Image-to-Text Generation in Radiology
 Reports through Cross-modal Multi-Task Learning", section 5, Tables 1-4. Each
 run is scored by `medcap.models.mtl_report`; this module reads the finished
-workdirs.
+workdirs. One idea, the paper's comparison of regimes: its length is the four
+tables, the paired test, the overfitting plots, the BERTScore columns and the
+loss-weight sweep that all read the same set of runs.
 
 **The three regimes** (`python -m medcap.models.mtl_regimes results/mtl`)
 read `results/mtl/{stl/report, stl/acuity, stl/findings, eq, tp}`, the
