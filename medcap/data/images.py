@@ -56,11 +56,23 @@ Formats:
      frame's own minimum..maximum is stretched to 0..255 (a constant frame
      becomes 0); such files carry no display intent, and a fixed
      BitsStored range would leave 12-bit data in a 16-bit container dark.
-  3. MONOCHROME1 (0 = white) is inverted: `255 - v`, before rounding to
-     the nearest integer (ties to even).
+     A transform present in name only is skipped for the next one in this
+     order (`voi_transform`): a VOI LUT item without a three-value
+     descriptor or with empty LUTData; a WindowCenter or WindowWidth
+     element that is present but empty, or a width below 1 (PS3.3
+     C.11.2.1.2 requires >= 1). Exported studies carry such elements; they
+     fall back instead of failing, so one file cannot stop a training run.
+  3. MONOCHROME1 (0 = white), or a PresentationLUTShape of INVERSE, is
+     inverted once: `255 - v`, before rounding to the nearest integer
+     (ties to even).
+
+  A data set without file meta (no group 0002) is decoded with the
+  encoding pydicom found while reading it (`original_encoding`: implicit
+  or explicit VR, little or big endian), not always the DICOM default.
 
   Enhanced multi-frame objects keep rescale and window values in their
-  functional groups; frame 0's are used. Colour samples with BitsStored
+  functional groups; frame 0's are used, a VOI LUT sequence inside the
+  Frame VOI LUT macro included. Colour samples with BitsStored
   `b` > 8 map to 8 bits as `round(v * 255 / (2**b - 1))`, the 16-bit rule
   generalised.
 
@@ -263,7 +275,6 @@ def require_decoder(uid: str, name: str | Path) -> None:
 
 def _dicom_pixels(data: bytes, name: str | Path) -> np.ndarray:
     import pydicom
-    from pydicom.uid import ImplicitVRLittleEndian
 
     try:
         # Without the Part 10 marker (a `.dcm` name), read a bare data set.
@@ -273,7 +284,7 @@ def _dicom_pixels(data: bytes, name: str | Path) -> np.ndarray:
     if "PixelData" not in ds:
         raise DataError("DICOM file has no pixel data (PixelData element)", file=name)
     if "TransferSyntaxUID" not in ds.file_meta:
-        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        ds.file_meta.TransferSyntaxUID = _syntax_as_read(ds)
     syntax = ds.file_meta.TransferSyntaxUID
     require_decoder(syntax, name)
     try:
@@ -301,6 +312,64 @@ def _dicom_pixels(data: bytes, name: str | Path) -> np.ndarray:
     )
 
 
+def _syntax_as_read(ds: Any) -> str:
+    """The transfer syntax of a data set without file meta: the encoding pydicom
+    found while reading it (`original_encoding`), else the DICOM default,
+    Implicit VR Little Endian."""
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit is False:
+        return ExplicitVRLittleEndian if little is not False else ExplicitVRBigEndian
+    return ImplicitVRLittleEndian
+
+
+def _first_value(value: Any) -> Any:
+    """The first value of a possibly multi-valued element; None when empty."""
+    if value is None or isinstance(value, (str, bytes)) and not value.strip():
+        return None
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return _first_value(value[0]) if len(value) else None
+    return value
+
+
+def usable_window(ds: Any) -> tuple[float, float] | None:
+    """(center, width) of the first window when both elements hold a value and
+    the width is at least 1 (PS3.3 C.11.2.1.2); None otherwise: an element that
+    is present but empty, or a width of 0, is no window (pydicom's `apply_voi_lut`
+    likewise treats an empty element as absent)."""
+    center, width = (_first_value(ds.get(keyword)) for keyword in ("WindowCenter", "WindowWidth"))
+    if center is None or width is None:
+        return None
+    try:
+        center, width = float(center), float(width)
+    except (TypeError, ValueError):
+        return None
+    return (center, width) if width >= 1 and np.isfinite(center) and np.isfinite(width) else None
+
+
+def usable_voi_lut(ds: Any) -> Any:
+    """The first VOI LUT item with a three-value descriptor and non-empty data, or None."""
+    voi = ds.get("VOILUTSequence")
+    if not voi:
+        return None
+    item = voi[0]
+    descriptor, data = item.get("LUTDescriptor"), item.get("LUTData")
+    if descriptor is None or len(descriptor) != 3 or data is None:
+        return None
+    if isinstance(data, (bytes, list, tuple)) and len(data) == 0:
+        return None
+    return item
+
+
+def voi_transform(ds: Any) -> str:
+    """Which VOI transform `_display_gray` applies: "lut", "window" or "min-max",
+    the first usable one in that order (`usable_voi_lut`, `usable_window`)."""
+    if usable_voi_lut(ds) is not None:
+        return "lut"
+    return "window" if usable_window(ds) is not None else "min-max"
+
+
 def _frame_attributes(ds: Any) -> None:
     """Copies frame 0's rescale and window from the functional groups of an
     enhanced multi-frame object to the top level, where the LUT functions look."""
@@ -310,7 +379,8 @@ def _frame_attributes(ds: Any) -> None:
             continue
         for sequence, keywords in (
             ("PixelValueTransformationSequence", ("RescaleSlope", "RescaleIntercept")),
-            ("FrameVOILUTSequence", ("WindowCenter", "WindowWidth", "VOILUTFunction")),
+            # The Frame VOI LUT With LUT macro may carry a VOI LUT sequence of its own.
+            ("FrameVOILUTSequence", ("WindowCenter", "WindowWidth", "VOILUTFunction", "VOILUTSequence")),
         ):
             items = groups[0].get(sequence)
             if not items:
@@ -321,32 +391,39 @@ def _frame_attributes(ds: Any) -> None:
 
 
 def _display_gray(frame: np.ndarray, ds: Any) -> np.ndarray:
-    """Modality LUT -> VOI (LUT, window or min-max) onto 0..255 -> MONOCHROME1 inversion."""
+    """Modality LUT -> VOI (`voi_transform`: LUT, window or min-max) onto 0..255
+    -> inversion for MONOCHROME1 or Presentation LUT Shape INVERSE."""
     from pydicom.dataset import Dataset
     from pydicom.pixels import apply_modality_lut, apply_windowing
 
     _frame_attributes(ds)
     values = np.asarray(apply_modality_lut(frame, ds), dtype=np.float64)
-    voi = ds.get("VOILUTSequence")
-    if voi and "LUTDescriptor" in voi[0] and "LUTData" in voi[0]:
-        display = _apply_voi_lut(values, voi[0], ds)
-    elif "WindowCenter" in ds and "WindowWidth" in ds:
+    transform = voi_transform(ds)
+    if transform == "lut":
+        display = _apply_voi_lut(values, usable_voi_lut(ds), ds)
+    elif transform == "window":
         # pydicom maps the window onto the range implied by BitsStored,
         # PixelRepresentation and the rescale; a stand-in with 8 unsigned bits
         # and no rescale makes that range 0..255.
+        center, width = usable_window(ds)
         window = Dataset()
         window.PhotometricInterpretation = "MONOCHROME2"
         window.BitsStored = 8
         window.PixelRepresentation = 0
-        window.WindowCenter = ds.WindowCenter
-        window.WindowWidth = ds.WindowWidth
-        if "VOILUTFunction" in ds:
-            window.VOILUTFunction = ds.VOILUTFunction
+        window.WindowCenter = center
+        window.WindowWidth = width
+        function = _first_value(ds.get("VOILUTFunction"))
+        if function is not None:
+            window.VOILUTFunction = str(function)
         display = apply_windowing(values, window, index=0)
     else:
         low, high = float(values.min()), float(values.max())
         display = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
-    if str(ds.PhotometricInterpretation).strip().upper() == "MONOCHROME1":
+    photometric = str(ds.PhotometricInterpretation).strip().upper()
+    shape = str(_first_value(ds.get("PresentationLUTShape")) or "").strip().upper()
+    # MONOCHROME1 and a Presentation LUT Shape INVERSE both mean "display inverted"
+    # (DX objects pair them); either inverts, once.
+    if photometric == "MONOCHROME1" or shape == "INVERSE":
         display = 255.0 - display
     return np.rint(np.clip(display, 0.0, 255.0)).astype(np.uint8)
 

@@ -266,6 +266,81 @@ def test_dicom_voi_lut_sequence(tmp_path):
     assert_decodes_to(path, rgb(stored // 16))
 
 
+@pytest.mark.parametrize(
+    "window",
+    [
+        {"WindowCenter": None, "WindowWidth": None},  # present, empty (exported studies)
+        {"WindowCenter": 1000, "WindowWidth": None},
+        {"WindowCenter": 1000, "WindowWidth": 0},  # below PS3.3's minimum of 1
+        {"WindowCenter": "", "WindowWidth": ""},
+    ],
+    ids=["both-empty", "width-empty", "width-zero", "blank-strings"],
+)
+def test_dicom_window_in_name_only_falls_back_to_min_max(tmp_path, window):
+    stored = np.array([[100, 600, 1100, 2100]], np.uint16)
+    path = write_dicom(tmp_path / "empty-window.dcm", stored, bits_stored=12, **window)
+    assert images.voi_transform(pydicom.dcmread(path)) == "min-max"
+    assert_decodes_to(path, rgb(np.rint((stored - 100) * 255.0 / 2000)))
+
+
+def test_dicom_empty_voi_lut_falls_back_to_the_window(tmp_path):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    lut = Dataset()
+    lut.LUTDescriptor = [4096, 0, 8]
+    lut.LUTData = b""  # the element is there, its data is not
+    stored = np.array([[0, 1000, 2048, 4095]], np.uint16)
+    path = write_dicom(tmp_path / "empty-lut.dcm", stored, bits_stored=12, VOILUTSequence=Sequence([lut]),
+                       WindowCenter=2048, WindowWidth=2001)
+    assert images.voi_transform(pydicom.dcmread(path)) == "window"
+    assert_decodes_to(path, rgb(np.rint(linear_window(stored, 2048, 2001))))
+
+
+def test_presentation_lut_shape_inverse_inverts_once(tmp_path):
+    stored = np.array([[0, 300, 500, 700, 1023]], np.uint16)
+    window = {"bits_stored": 10, "WindowCenter": 512, "WindowWidth": 600}
+    inverse = write_dicom(tmp_path / "inverse.dcm", stored, PresentationLUTShape="INVERSE", **window)
+    assert_decodes_to(inverse, rgb(np.rint(255.0 - linear_window(stored, 512, 600))))
+    # A DX MONOCHROME1 image carries INVERSE for the same inversion: not twice.
+    both = write_dicom(tmp_path / "both.dcm", stored, photometric="MONOCHROME1", PresentationLUTShape="INVERSE", **window)
+    assert_decodes_to(both, rgb(np.rint(255.0 - linear_window(stored, 512, 600))))
+    identity = write_dicom(tmp_path / "identity.dcm", stored, PresentationLUTShape="IDENTITY", **window)
+    assert_decodes_to(identity, rgb(np.rint(linear_window(stored, 512, 600))))
+
+
+def test_dicom_without_file_meta_is_decoded_in_the_encoding_it_was_written_in(tmp_path):
+    from pydicom.dataset import Dataset
+
+    stored = np.array([[1, 256, 4095, 2048]], np.uint16)  # 256 reads as 1 with its bytes swapped
+    ds = Dataset()
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = 1, 4, 1
+    ds.PhotometricInterpretation, ds.BitsAllocated, ds.BitsStored, ds.HighBit = "MONOCHROME2", 16, 12, 11
+    ds.PixelRepresentation = 0
+    ds.PixelData = stored.astype(">u2").tobytes()
+    path = tmp_path / "big-endian.dcm"
+    pydicom.dcmwrite(path, ds, implicit_vr=False, little_endian=False, enforce_file_format=False)
+    assert "TransferSyntaxUID" not in pydicom.dcmread(path, force=True).file_meta
+    assert_decodes_to(str(path), rgb(np.rint((stored - 1) * 255.0 / 4094)))
+
+
+def test_frame_voi_lut_with_lut_macro_is_honoured(tmp_path):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    lut = Dataset()
+    lut.LUTDescriptor = [4096, 0, 8]
+    lut.LUTData = (255 - np.arange(4096) // 16).astype("<u2").tobytes()  # a reversing LUT: not min-max
+    frame_voi = Dataset()
+    frame_voi.VOILUTSequence = Sequence([lut])
+    shared = Dataset()
+    shared.FrameVOILUTSequence = Sequence([frame_voi])
+    frames = np.stack([np.array([[0, 1000], [2048, 4095]], np.uint16), np.zeros((2, 2), np.uint16)])
+    path = write_dicom(tmp_path / "enhanced.dcm", frames, frames=True, bits_stored=12,
+                       SharedFunctionalGroupsSequence=Sequence([shared]))
+    assert_decodes_to(path, rgb(255 - frames[0] // 16))
+
+
 def test_jpeg_baseline_dicom_decodes_through_pylibjpeg(tmp_path):
     from pydicom.pixels import get_decoder
 

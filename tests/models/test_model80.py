@@ -476,6 +476,11 @@ def test_prepare_restore_and_caption_any_image(tmp_path):
     [from_dicom] = restored.caption(model, [dicom])
     assert from_dicom["tokens"] == outputs[0]["tokens"] and from_dicom["text"] == outputs[0]["text"]
     np.testing.assert_array_equal(restored.extractor()([dicom], progress=False), again)
+    # Window elements present but empty (exported studies): min-max instead of a failure.
+    empty = write_dicom(tmp_path / "empty-window.dcm", np.asarray(Image.open(path)).astype(np.uint16) * 257,
+                        WindowCenter=None, WindowWidth=None)  # fmt: skip
+    [from_empty] = restored.caption(model, [empty])
+    assert from_empty["text"] == task.vocabulary.decode(from_empty["tokens"] + [END_ID])
     for output in outputs:
         assert output["text"] == task.vocabulary.decode(output["tokens"] + [END_ID])
         assert all(4 <= t < len(task.vocabulary) or t in (1, END_ID) for t in output["tokens"])
