@@ -341,6 +341,61 @@ def test_frame_voi_lut_with_lut_macro_is_honoured(tmp_path):
     assert_decodes_to(path, rgb(255 - frames[0] // 16))
 
 
+def ybr_full_to_rgb(ybr: np.ndarray) -> np.ndarray:
+    """PS3.3 C.7.6.3.1.2 (YBR_FULL, JPEG File Interchange Format): the expectation,
+    computed here from the standard's equations, not by the decoder's code."""
+    y, cb, cr = (ybr[..., i].astype(np.float64) for i in range(3))
+    r = y + 1.402 * (cr - 128)
+    g = y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128)
+    b = y + 1.772 * (cb - 128)
+    return np.clip(np.rint(np.stack([r, g, b], axis=-1)), 0, 255)
+
+
+def test_dicom_ybr_full_with_chroma_follows_the_standards_equations(tmp_path):
+    ybr = np.array([[[120, 60, 200], [90, 200, 80], [200, 140, 110]]], np.uint8)  # strong, unequal chroma
+    pixels = images.load_pixels(write_dicom(tmp_path / "ybr.dcm", ybr, photometric="YBR_FULL"))
+    expected = ybr_full_to_rgb(ybr)
+    assert np.abs(pixels.astype(int) - expected).max() <= 1  # rounding inside the converter
+    swapped = ybr_full_to_rgb(ybr[..., [0, 2, 1]])  # Cb and Cr exchanged
+    assert np.abs(pixels.astype(int) - swapped).max() > 50
+
+
+def test_dicom_rgb_planar_configuration_1(tmp_path):
+    pixels = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [12, 34, 56]]], np.uint8)
+    planes = np.ascontiguousarray(pixels.transpose(2, 0, 1))  # R plane, G plane, B plane
+    path = write_dicom(tmp_path / "planar.dcm", pixels, photometric="RGB", PlanarConfiguration=1, pixel_data=None)
+    ds = pydicom.dcmread(path)
+    ds.PixelData = planes.tobytes()
+    ds.save_as(path)
+    assert_decodes_to(path, pixels)
+
+
+def test_dicom_monochrome1_without_window_is_stretched_then_inverted(tmp_path):
+    stored = np.array([[100, 600, 1100, 2100]], np.uint16)
+    path = write_dicom(tmp_path / "m1.dcm", stored, photometric="MONOCHROME1", bits_stored=12)
+    assert_decodes_to(path, rgb(np.rint(255.0 - (stored - 100) * 255.0 / 2000)))
+
+
+def test_dicom_signed_samples_with_fewer_bits_stored_than_allocated(tmp_path):
+    # 12 bits stored in 16 allocated, two's complement: -2048..2047; HU = stored (no rescale).
+    stored = np.array([[-2048, -1000, 0, 2047]], np.int16)
+    path = write_dicom(tmp_path / "signed12.dcm", stored, bits_stored=12, WindowCenter=0, WindowWidth=2001)
+    assert_decodes_to(path, rgb(np.rint(linear_window(stored, 0, 2001))))
+
+
+def test_dicom_modality_lut_sequence(tmp_path):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    lut = Dataset()
+    lut.LUTDescriptor = [4, 0, 16]  # 4 entries from stored value 0
+    lut.ModalityLUTType = "US"
+    lut.LUTData = np.array([0, 1000, 3000, 4000], "<u2").tobytes()
+    stored = np.array([[0, 1, 2, 3]], np.uint16)
+    path = write_dicom(tmp_path / "modality-lut.dcm", stored, ModalityLUTSequence=Sequence([lut]))
+    assert_decodes_to(path, rgb(np.rint(np.array([[0, 1000, 3000, 4000]]) * 255.0 / 4000)))  # then min-max
+
+
 def test_jpeg_baseline_dicom_decodes_through_pylibjpeg(tmp_path):
     from pydicom.pixels import get_decoder
 
