@@ -22,11 +22,15 @@ medcap's own output. Before a command runs, `medcap.cli.main` does two things:
   builds the "Unable to register cuDNN/cuFFT/cuBLAS factory" lines, and
   absl's "WARNING: All log messages before absl::InitializeLog() is called
   are written to STDERR". Inside `quiet_tensorflow_import()`, for the
-  duration of the first `import tensorflow` only, file descriptor 2 is captured and replayed afterwards without the
-  log lines that the effective level would have hidden. Everything else
-  written meanwhile (Python warnings, tracebacks) is replayed unchanged. No
-  progress bar runs during that import, and fd 2 is left alone before and
-  after it, so tqdm bars, warnings and errors are never held back.
+  duration of the first `import tensorflow` only, file descriptor 2 goes
+  through a forwarding process that drops, line by line as they arrive, the
+  log lines the effective level would have hidden (`filtered_stderr`).
+  Everything else written meanwhile (Python warnings, tracebacks, FATAL
+  lines) reaches the terminal, even when the process aborts inside the
+  import. fd 2 is left alone before and after it, so tqdm bars, warnings and
+  errors are never held back. TensorFlow's "Cannot dlopen some GPU
+  libraries ... Skipping registering GPU devices" warning is never hidden
+  (`NEVER_HIDDEN`): it is the one line that says a GPU will not be used.
 
 What is *not* changed: `TF_ENABLE_ONEDNN_OPTS` (turning oneDNN off would
 change numerics just to drop its notice), Python-side loggers (`tf.get_logger()`,
@@ -37,8 +41,8 @@ filters nothing, so TensorFlow logs exactly as it would by itself. An explicit
 `TF_CPP_MIN_LOG_LEVEL` always wins over the default: `TF_CPP_MIN_LOG_LEVEL=0`
 shows everything, and e.g. `=1` hides only INFO lines, including those printed
 at import. Should the process die inside `import tensorflow` (a FATAL log
-followed by abort), the captured lines die with it; Python's faulthandler
-still prints where it happened, and rerunning with `--verbose` shows the lines.
+followed by abort), the forwarder still delivers every line written before,
+and Python's faulthandler prints where it happened.
 """
 
 from __future__ import annotations
@@ -50,7 +54,6 @@ import importlib.util
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator
 
 #: Set to 1 (or true/yes/on) to leave TensorFlow's logging alone.
@@ -68,6 +71,9 @@ _LOG_LINE = re.compile(
     r"^(?:(?P<absl>[IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ "
     r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: (?P<tsl>[IWEF]) )\S+:\d+\] "
 )
+#: Lines shown at every level: the one that tells a user TensorFlow will not use
+#: their GPU ("Cannot dlopen some GPU libraries ... Skipping registering GPU devices").
+NEVER_HIDDEN = ("Cannot dlopen some GPU libraries",)
 _ABSL_BANNER = (
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 )
@@ -91,6 +97,8 @@ def is_hidden(line: str, level: int) -> bool:
     (FATAL lines are never hidden)."""
     if level <= 0:
         return False
+    if any(text in line for text in NEVER_HIDDEN):
+        return False
     if line.rstrip("\r\n") == _ABSL_BANNER:
         return True
     match = _LOG_LINE.match(line)
@@ -113,32 +121,78 @@ def filter_log_lines(data: bytes, level: int) -> bytes:
 
 @contextlib.contextmanager
 def filtered_stderr(level: int) -> Iterator[None]:
-    """Captures file descriptor 2 (C++ and Python writes alike) in a temporary
-    file while the block runs, then writes it back without hidden log lines.
-    A file, not a pipe: nothing has to read while the block runs."""
+    """While the block runs, file descriptor 2 (C++ and Python writes alike)
+    goes into a pipe read by a small forwarding process, which writes each line
+    to the real stderr as it arrives unless `is_hidden` at `level`.
+
+    A separate process, not a thread or a file replayed afterwards, so that
+    nothing is lost when this process dies inside the block: a FATAL log line
+    followed by abort() reaches the terminal, because the forwarder reads until
+    the pipe closes, which the kernel does when this process dies. faulthandler
+    (when we turn it on) writes to the real stderr directly. On a normal exit
+    the block waits for the forwarder, so lines keep their order."""
     try:
         saved = os.dup(2)
     except OSError:  # no usable stderr: nothing to protect
         yield
         return
+    import subprocess
+
     own_faulthandler = not faulthandler.is_enabled()
-    with tempfile.TemporaryFile() as capture:
+    read_end, write_end = os.pipe()
+    try:
+        forwarder = subprocess.Popen(
+            [sys.executable, "-c", f"from medcap.tf_logs import forward_lines; forward_lines({int(level)})"],
+            stdin=read_end,
+            stdout=saved,
+            stderr=saved,
+            close_fds=True,
+        )
+    except OSError:  # cannot start a process: leave stderr alone
+        os.close(read_end)
+        os.close(write_end)
+        os.close(saved)
+        yield
+        return
+    os.close(read_end)
+    _flush_python_stderr()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    if own_faulthandler:
+        faulthandler.enable(file=saved)
+    try:
+        yield
+    finally:
         _flush_python_stderr()
-        os.dup2(capture.fileno(), 2)
+        os.dup2(saved, 2)  # closes the last write end: the forwarder sees the end
         if own_faulthandler:
-            faulthandler.enable(file=saved)
-        try:
-            yield
-        finally:
-            _flush_python_stderr()
-            os.dup2(saved, 2)
-            if own_faulthandler:
-                faulthandler.disable()
-            os.close(saved)
-            capture.seek(0)
-            data = filter_log_lines(capture.read(), level)
-            if data:
-                os.write(2, data)
+            faulthandler.disable()
+        forwarder.wait()
+        os.close(saved)
+
+
+def forward_lines(level: int) -> None:
+    """The forwarding process of `filtered_stderr`: standard input to standard
+    output, line by line as they arrive, without the lines `is_hidden` at
+    `level`; a last line without a newline is forwarded at the end."""
+    pending = b""
+    while True:
+        chunk = os.read(0, 65536)
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        if lines:
+            kept = [line for line in lines if not (line and is_hidden(line.decode("utf-8", "replace"), level))]
+            if kept:
+                _write_all(1, b"".join(line + b"\n" for line in kept))
+    if pending and not is_hidden(pending.decode("utf-8", "replace"), level):
+        _write_all(1, pending)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 def _flush_python_stderr() -> None:

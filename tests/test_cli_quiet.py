@@ -150,3 +150,43 @@ def test_import_hook_lives_only_inside_the_block(monkeypatch):
     assert sys.meta_path == before
     with tf_logs.quiet_tensorflow_import(verbose=True):
         assert sys.meta_path == before
+
+
+def test_a_fatal_line_and_abort_inside_the_captured_import_reach_the_terminal(tmp_path):
+    """A FATAL log line followed by abort() inside `import tensorflow` (here a stand-in
+    module that does just that) still reaches stderr, the INFO line before it stays
+    hidden, and faulthandler's traceback of the abort is there too."""
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "tensorflow.py").write_text(
+        "import os\n"
+        f"os.write(2, {(LINES[1] + chr(10)).encode()!r})\n"
+        "os.write(2, b'F0000 00:00:1796231671.699440    4306 cuda_dnn.cc:9] Check failed: boom\\n')\n"
+        "os.write(2, b'*** Check failure stack trace: ***\\n')\n"
+        "os.abort()\n"
+    )
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(fake)!r})\n"
+        "from medcap import tf_logs\n"
+        "with tf_logs.quiet_tensorflow_import():\n"
+        "    import tensorflow\n"
+    )
+    env = {**os.environ, tf_logs.LEVEL_ENV: "3"}
+    env.pop(tf_logs.VERBOSE_ENV, None)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode != 0  # aborted (SIGABRT)
+    assert "F0000 00:00:1796231671.699440    4306 cuda_dnn.cc:9] Check failed: boom" in proc.stderr
+    assert "*** Check failure stack trace: ***" in proc.stderr
+    assert "Fatal Python error: Aborted" in proc.stderr  # faulthandler, written to the real stderr
+    assert "oneDNN custom operations" not in proc.stderr  # still filtered at level 3
+
+
+def test_the_gpu_libraries_warning_is_never_hidden():
+    line = (
+        "W0000 00:00:1796231665.929661    4306 gpu_device.cc:2344] Cannot dlopen some GPU libraries. "
+        "Please make sure the missing libraries mentioned above are installed properly. "
+        "Skipping registering GPU devices..."
+    )
+    assert not tf_logs.is_hidden(line, 3)
+    assert tf_logs.filter_log_lines((LINES[1] + "\n" + line + "\n").encode(), 3).decode() == line + "\n"
