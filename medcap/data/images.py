@@ -152,15 +152,6 @@ def png_bit_depth(data: bytes) -> int | None:
     return data[24] if data.startswith(PNG_MAGIC) and len(data) > 25 else None
 
 
-def is_plain_8bit(data: bytes, name: str | Path = "") -> bool:
-    """A PNG of at most 8 bits per sample, or a JPEG: files a plain 8-bit
-    PNG/JPEG reader takes as they are (16-bit PNGs and DICOM need converting)."""
-    if is_dicom(data, name):
-        return False
-    depth = png_bit_depth(data)
-    return (depth is not None and depth <= 8) or data.startswith(JPEG_MAGIC)
-
-
 # ---------------------------------------------------------------------------
 # numpy decoder
 

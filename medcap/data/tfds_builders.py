@@ -27,13 +27,18 @@ sequence because their views differ in size.
 
 Choices, ours:
 
-* Image bytes: an 8-bit PNG or a JPEG file is stored as is (no
-  re-encoding: MIMIC's JPEGs would grow ~5x as PNG and TFDS decodes both);
-  any other file (16-bit PNG, DICOM, ...), or any image when
-  `max_image_size` is set (then downscaled to fit), is decoded by
-  `medcap.data.images.load_pixels` rules (16-bit scaled, not clipped;
-  DICOM windowed) and stored as 8-bit PNG. `tf.image.decode_image`
-  converts channels on read.
+* Image bytes: an 8-bit PNG is stored as is (every PNG decoder gives the
+  same pixels); any other file (JPEG, 16-bit PNG, DICOM, ...), or any image
+  when `max_image_size` is set (then downscaled to fit), is decoded by
+  `medcap.data.images.load_pixels` (16-bit scaled, not clipped; DICOM
+  windowed; JPEG with libjpeg-turbo's accurate integer IDCT) and stored as
+  8-bit PNG. JPEGs are not passed through: TFDS decodes them with
+  `tf.image.decode_image`, whose fast IDCT is off from the accurate one by up
+  to tens of grey levels on detailed images, so `as_dataset` would give other
+  pixels than training and `medcap caption` see. The price is disk: a
+  radiograph stored as PNG takes several times its JPEG size (MIMIC-CXR-JPG
+  about 5x). Version 1.1.0 marks the change; 1.0.0 builds stored JPEGs.
+  `tf.image.decode_image` converts channels on read.
 * Images are decoded once while reading (`check_images="decode"`), so a
   truncated file fails the build with the file, record and field named,
   instead of failing training later.
@@ -62,10 +67,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from medcap.data.base import COMMON_KEYS, SPLIT_NAMES, DataError, ReadResult
-from medcap.data.images import check_image, decode_bytes, is_plain_8bit
+from medcap.data.images import check_image, decode_bytes, is_dicom, png_bit_depth
 from medcap.registry import DATASETS
 
-VERSION = tfds.core.Version("1.0.0")
+VERSION = tfds.core.Version("1.1.0")
 
 #: How each optional key is stored.
 FEATURE_KINDS: dict[str, str] = {
@@ -160,7 +165,10 @@ class MedcapBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     SOURCE_NAME = ""
     VERSION = VERSION
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    RELEASE_NOTES = {
+        "1.0.0": "First release.",
+        "1.1.0": "JPEG images stored as the PNG of their accurate-IDCT decode, the pixels training sees.",
+    }
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
 
     #: The reader's result, set while preparing (for counts and skipped records).
@@ -284,13 +292,15 @@ def _optional_value(kind: str, value: Any) -> Any:
 
 
 def image_for_tfds(path: str | Path, channels: int, max_image_size: int | None = None) -> bytes | np.ndarray:
-    """The file's own bytes when it is an 8-bit PNG or a JPEG and no resizing
-    is asked; otherwise a decoded (and downscaled) (H, W, channels) uint8
-    array, by `medcap.data.images` rules, that TFDS encodes as PNG."""
+    """The file's own bytes when it is an 8-bit PNG and no resizing is asked;
+    otherwise a decoded (and downscaled) (H, W, channels) uint8 array, by
+    `medcap.data.images` rules, that TFDS encodes as PNG (module docstring:
+    a JPEG is decoded here, not by TFDS)."""
     from PIL import Image
 
     data = Path(path).read_bytes()
-    if max_image_size is None and is_plain_8bit(data, path):
+    depth = None if is_dicom(data, path) else png_bit_depth(data)
+    if max_image_size is None and depth is not None and depth <= 8:
         return data
     image = Image.fromarray(decode_bytes(data, path))
     if channels == 1:

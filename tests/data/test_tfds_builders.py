@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
@@ -97,14 +98,21 @@ def test_broken_image_fails_the_build_unless_skipped(trees, tmp_path: Path):
         tb.prepare(tb.make_builder("iu_xray", data_dir=tmp_path / "c"), tmp_path / "nowhere")
 
 
-def test_image_for_tfds_passes_png_and_jpeg_through(tmp_path: Path):
+def test_image_for_tfds_passes_8bit_png_through_and_decodes_jpeg_accurately(tmp_path: Path):
+    from medcap.data.images import load_pixels
+
     array = np.random.default_rng(0).integers(0, 255, (20, 30), dtype=np.uint8)
     png, jpeg, bmp = tmp_path / "a.png", tmp_path / "a.jpg", tmp_path / "a.bmp"
     Image.fromarray(array).save(png)
     Image.fromarray(array).save(jpeg, quality=90)
     Image.fromarray(array).save(bmp)
     assert tb.image_for_tfds(png, 1) == png.read_bytes()
-    assert tb.image_for_tfds(jpeg, 3) == jpeg.read_bytes()
+    # A noise JPEG: TFDS's own decode (the fast IDCT) is off by many grey levels,
+    # so the builder stores the accurate decode, the pixels training sees.
+    stored = tb.image_for_tfds(jpeg, 3)
+    np.testing.assert_array_equal(stored, load_pixels(jpeg))
+    fast = tf.image.decode_image(jpeg.read_bytes(), channels=3).numpy()
+    assert np.abs(fast.astype(int) - stored.astype(int)).max() > 2
     decoded = tb.image_for_tfds(bmp, 3)
     assert decoded.shape == (20, 30, 3) and np.array_equal(decoded[..., 1], array)
     resized = tb.image_for_tfds(png, 1, max_image_size=15)
