@@ -17,6 +17,16 @@ Medcap's rules, the same in both:
   this by default: Pillow's "I;16" -> "L" conversion clips at 255 and
   TensorFlow's uint8 PNG decode keeps the high byte. An 8-bit sample is kept
   as is (as uint16, TensorFlow reads it as `v * 257`, which maps back to `v`).
+* **16-bit PNGs with fewer significant bits.** A PNG's `sBIT` chunk gives the
+  bits that carry data (12 for a 12-bit detector). The PNG specification
+  asks the encoder to scale such samples up to the full 16 bits, and then
+  the rule above is right; many medical exports instead store the raw
+  values (0..4095), which `v * 255 / 65535` would make nearly black. So,
+  with `sBIT` = b < 16 and every sample at most 2**b - 1, the samples are
+  taken as raw b-bit values and map as `round(v * 255 / (2**b - 1))`;
+  otherwise (scaled as the specification asks, or no `sBIT` chunk) the
+  16-bit rule applies. Without `sBIT` nothing is guessed from the content: a
+  16-bit PNG holding raw 12-bit values and no `sBIT` comes out dark.
 * **Alpha is dropped**, not composited onto a background: the colour
   channels are kept as stored, whatever their opacity.
 * **Palette** images are expanded to RGB through their palette (a
@@ -28,9 +38,10 @@ Medcap's rules, the same in both:
 Formats:
 
 * PNG: Pillow in `load_pixels`, libpng through `tf.io.decode_png` in
-  `decode_pixels` (16-bit files read as uint16 and scaled as above). Pillow
+  `decode_pixels` for 8-bit files; 16-bit files go through `load_pixels` in
+  both (the `sBIT` rule needs the chunk and the samples together). Pillow
   keeps only the high byte of 16-bit colour or gray+alpha PNGs, so those
-  two kinds are read with `tf.io.decode_png` in `load_pixels` as well.
+  two kinds are read with `tf.io.decode_png` inside `load_pixels`.
 * JPEG: Pillow and `tf.io.decode_jpeg` are both libjpeg-turbo and agree
   exactly once TensorFlow uses the accurate integer IDCT
   (`dct_method="INTEGER_ACCURATE"`); its default fast IDCT is off by up to
@@ -152,6 +163,31 @@ def png_bit_depth(data: bytes) -> int | None:
     return data[24] if data.startswith(PNG_MAGIC) and len(data) > 25 else None
 
 
+def png_significant_bits(data: bytes) -> int | None:
+    """The largest per-channel value of a PNG's `sBIT` chunk, None without one.
+    `sBIT` must come before PLTE and IDAT, so the search stops there."""
+    offset = len(PNG_MAGIC)
+    while offset + 8 <= len(data):
+        length = int.from_bytes(data[offset : offset + 4], "big")
+        kind = data[offset + 4 : offset + 8]
+        if kind == b"sBIT":
+            values = data[offset + 8 : offset + 8 + length]
+            return max(values) if values else None
+        if kind in (b"PLTE", b"IDAT", b"IEND"):
+            return None
+        offset += 12 + length
+    return None
+
+
+def scale_16bit_png(samples: np.ndarray, significant_bits: int | None) -> np.ndarray:
+    """uint16 PNG samples -> uint8 by the module's 16-bit and `sBIT` rules."""
+    if significant_bits is not None and 0 < significant_bits < 16:
+        top = 2**significant_bits - 1
+        if samples.size and int(samples.max()) <= top:
+            return ((samples.astype(np.int64) * 255 + (top - 1) // 2) // top).astype(np.uint8)
+    return scale_to_8bit(samples, 16)
+
+
 # ---------------------------------------------------------------------------
 # numpy decoder
 
@@ -187,8 +223,9 @@ def _raster_pixels(data: bytes, name: str | Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     depth = png_bit_depth(data)
-    if depth == 16 and data[25] != 0:  # colour type 0 is plain grayscale
-        return _png16_with_tensorflow(data, name)
+    if depth == 16:
+        samples = _png16_samples(data, name)
+        return scale_16bit_png(samples, png_significant_bits(data))
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # the first frame of animated files
@@ -218,14 +255,15 @@ def _pillow_pixels(image: Any, name: str | Path) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def _png16_with_tensorflow(data: bytes, name: str | Path) -> np.ndarray:
+def _png16_samples(data: bytes, name: str | Path) -> np.ndarray:
+    """(H, W, 3) uint16 samples of a 16-bit PNG (libpng through TensorFlow:
+    Pillow keeps only the high byte of 16-bit colour and gray+alpha)."""
     import tensorflow as tf
 
     try:
-        pixels = tf.io.decode_png(data, channels=3, dtype=tf.uint16).numpy()
+        return tf.io.decode_png(data, channels=3, dtype=tf.uint16).numpy()
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
         raise DataError(f"unreadable image: {err.message.splitlines()[0]}", file=name) from None
-    return scale_to_8bit(pixels, 16)
 
 
 # ---------------------------------------------------------------------------
@@ -495,9 +533,10 @@ def _numpy_decode(raw: Any, path: Any) -> np.ndarray:
 def decode_pixels(path: Any) -> Any:
     """uint8 (height, width, 3) tensor of the image file at scalar string `path`.
 
-    Same values as `load_pixels`: PNG and JPEG through TensorFlow's native
-    decoders, everything else (DICOM, found by its marker or a `.dcm` name,
-    BMP, GIF, ...) through `load_pixels` in `tf.numpy_function`.
+    Same values as `load_pixels`: 8-bit PNG and JPEG through TensorFlow's
+    native decoders, everything else (16-bit PNG, DICOM, found by its marker
+    or a `.dcm` name, BMP, GIF, ...) through `load_pixels` in
+    `tf.numpy_function`.
     """
     import tensorflow as tf
 
@@ -520,11 +559,8 @@ def decode_pixels(path: Any) -> Any:
         return pixels
 
     def from_png():
-        def wide():
-            samples = tf.cast(tf.io.decode_png(raw, channels=3, dtype=tf.uint16), tf.int32)
-            return tf.cast((samples * 255 + 32767) // 65535, tf.uint8)
-
-        return tf.cond(png16, wide, lambda: tf.io.decode_png(raw, channels=3, dtype=tf.uint8))
+        # 16-bit PNGs need their sBIT chunk with the samples (module docstring).
+        return tf.cond(png16, from_python, lambda: tf.io.decode_png(raw, channels=3, dtype=tf.uint8))
 
     def from_jpeg():
         return tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE")

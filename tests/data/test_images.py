@@ -101,6 +101,35 @@ def test_16bit_colour_png_keeps_more_than_the_high_byte(tmp_path):
     assert_decodes_to(str(path), np.array([[[254, 1, 255], [4, 0, 128]]], np.uint8))
 
 
+def with_sbit(png: bytes, bits: bytes) -> bytes:
+    """`png` with an sBIT chunk right after IHDR, as encoders write it (length,
+    type, data, CRC-32 of type and data)."""
+    import zlib
+
+    chunk = len(bits).to_bytes(4, "big") + b"sBIT" + bits + zlib.crc32(b"sBIT" + bits).to_bytes(4, "big")
+    ihdr_end = 8 + 4 + 4 + 13 + 4
+    return png[:ihdr_end] + chunk + png[ihdr_end:]
+
+
+def test_16bit_png_with_12_significant_bits_of_raw_values_uses_the_12_bit_range(tmp_path):
+    raw = np.array([[0, 1000, 2048, 4095]], np.uint16)  # a 12-bit detector's values, not scaled up
+    path = tmp_path / "sbit12.png"
+    path.write_bytes(with_sbit(tf.io.encode_png(raw[..., None]).numpy(), b"\x0c"))
+    assert images.png_significant_bits(path.read_bytes()) == 12
+    assert_decodes_to(str(path), rgb(np.rint(raw * 255.0 / 4095)))  # not v * 255 / 65535, nearly black
+
+
+def test_16bit_png_scaled_as_the_png_specification_asks_keeps_the_16_bit_rule(tmp_path):
+    scaled = np.array([[0, 1000, 2048, 4095]], np.uint16) << 4  # left-shifted to 16 bits
+    path = tmp_path / "sbit12-scaled.png"
+    path.write_bytes(with_sbit(tf.io.encode_png(scaled[..., None]).numpy(), b"\x0c"))
+    assert_decodes_to(str(path), rgb(np.rint(scaled * 255.0 / 65535)))
+    no_sbit = tmp_path / "raw12.png"  # raw 12-bit values without sBIT: nothing is guessed
+    no_sbit.write_bytes(tf.io.encode_png((scaled >> 4)[..., None]).numpy())
+    assert images.png_significant_bits(no_sbit.read_bytes()) is None
+    assert_decodes_to(str(no_sbit), rgb(np.rint((scaled >> 4) * 255.0 / 65535)))
+
+
 def test_rgba_png_drops_alpha_without_compositing(tmp_path):
     pixels = np.array([[[10, 20, 30, 0], [200, 100, 50, 128], [1, 2, 3, 255]]], np.uint8)
     assert_decodes_to(save(tmp_path / "a.png", Image.fromarray(pixels, "RGBA")), pixels[..., :3])
