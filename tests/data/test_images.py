@@ -174,6 +174,22 @@ def test_grayscale_jpeg_is_replicated(tmp_path):
     assert_decodes_to(path, rgb(pillow))
 
 
+def test_grayscale_jpeg_agrees_with_an_independent_decoder(tmp_path):
+    """The expectation comes from another JPEG implementation, pylibjpeg-libjpeg
+    (Thomas Richter's libjpeg), not from libjpeg-turbo, which both of our entry
+    points use: within one grey level of it, where TensorFlow's default fast
+    IDCT is off by more."""
+    from libjpeg import decode
+
+    gray = np.random.default_rng(1).integers(0, 256, (48, 64), dtype=np.uint8)
+    path = save(tmp_path / "noise.jpg", Image.fromarray(gray), quality=90)
+    independent = decode(Path(path).read_bytes()).astype(int)
+    ours = images.load_pixels(path)[..., 0].astype(int)
+    assert np.abs(ours - independent).max() <= 1
+    fast = tf.io.decode_jpeg(Path(path).read_bytes(), channels=1).numpy()[..., 0].astype(int)
+    assert np.abs(fast - independent).max() > 2
+
+
 def test_bmp_and_gif_follow_the_same_rules(tmp_path):
     palette = [255, 0, 0, 0, 255, 0, 0, 0, 255, 17, 34, 51] + [0] * (256 * 3 - 12)
     indices = np.array([[0, 1, 2, 3], [3, 2, 1, 0]], np.uint8)
