@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from medcap.config import ConfigError, ExperimentConfig, TrainConfig
+from medcap.data import images
 from medcap.data.loading import load_splits
 from medcap.workdir import resolve_workdir
 
@@ -335,6 +336,7 @@ def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None) -> dic
     precision = resolve_precision(config.train, strategy)
     set_precision(precision)
 
+    images.reset_dicom_voi_summary()
     data = load_splits(config.data)
     for split in ("train", "val", config.eval.split):
         if not data.splits.get(split):
@@ -387,6 +389,11 @@ def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None) -> dic
 
     metrics = task.evaluate(model, data.splits, config.eval.split, workdir)
     write_json(workdir / "metrics.json", metrics)
+    voi = images.dicom_voi_summary()
+    if voi["images"]:  # which display transform each DICOM got, fallbacks counted
+        record = json.loads((workdir / "data.json").read_text())
+        record["dicom_voi"] = voi
+        write_json(workdir / "data.json", record)
     return {"metrics": metrics, "history": history.history, "environment": environment}
 
 

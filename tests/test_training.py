@@ -239,3 +239,30 @@ def test_multi_worker_mirrored_strategy_with_two_local_workers(tmp_path):
         assert out["strategy"] == "MultiWorkerMirroredStrategy" and out["replicas"] == 2
     # Workers train one synchronised model: identical loss curves.
     assert outputs[0]["loss"] == outputs[1]["loss"]
+
+
+def test_data_json_counts_the_dicom_display_transforms_a_run_used(tmp_path):
+    """DICOM files (found by their marker, whatever their name) with windows present in
+    name only train like any image, and data.json says how many fell back, and why."""
+    import dataclasses
+
+    import numpy as np
+    from PIL import Image
+    from toy_task import ToySource
+
+    from medcap.testing import write_dicom
+
+    tree = ToySource().synthesize(tmp_path / "tree", num=48, seed=0)
+    pngs = sorted((tree / "images").glob("*.png"))
+    for path, window in zip(pngs[:3], ({"WindowCenter": None, "WindowWidth": None}, {"WindowCenter": 100, "WindowWidth": 0}, {})):
+        pixels = np.asarray(Image.open(path)).astype(np.uint16) * 16
+        write_dicom(path, pixels, bits_stored=12, **window)  # a DICOM under the .png name the reader lists
+    config = toy_config(tmp_path, epochs=1)
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, source_dir=str(tree)))
+    training.fit(config, tmp_path / "run")
+    voi = json.loads((tmp_path / "run" / "data.json").read_text())["dicom_voi"]
+    assert voi == {
+        "images": 3,
+        "transform": {"min-max": 3},
+        "fallbacks": {"window element present but empty": 1, "window width below 1": 1},
+    }

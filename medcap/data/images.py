@@ -73,6 +73,9 @@ Formats:
      element that is present but empty, or a width below 1 (PS3.3
      C.11.2.1.2 requires >= 1). Exported studies carry such elements; they
      fall back instead of failing, so one file cannot stop a training run.
+     `dicom_voi_summary` counts, per distinct file decoded in the process,
+     the transform taken and the fallbacks; the trainer writes it into the
+     run's data.json (`dicom_voi`).
   3. MONOCHROME1 (0 = white), or a PresentationLUTShape of INVERSE, is
      inverted once: `255 - v`, before rounding to the nearest integer
      (ties to even).
@@ -323,7 +326,9 @@ def _dicom_pixels(data: bytes, name: str | Path) -> np.ndarray:
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     try:
         if photometric in _MONOCHROME and frame.ndim == 2:
-            return _gray_to_rgb(_display_gray(frame, ds))
+            pixels = _gray_to_rgb(_display_gray(frame, ds))
+            _VOI_DECODED[str(name)] = (voi_transform(ds), voi_skipped(ds))
+            return pixels
         if photometric == "PALETTE COLOR":
             from pydicom.pixels import apply_color_lut
 
@@ -389,6 +394,43 @@ def usable_voi_lut(ds: Any) -> Any:
     if isinstance(data, (bytes, list, tuple)) and len(data) == 0:
         return None
     return item
+
+
+#: Per DICOM file decoded in this process: (VOI transform, transforms skipped as unusable).
+_VOI_DECODED: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+
+def voi_skipped(ds: Any) -> tuple[str, ...]:
+    """The VOI transforms `ds` declares but `voi_transform` had to pass over, and why."""
+    skipped = []
+    if ds.get("VOILUTSequence") and usable_voi_lut(ds) is None:
+        skipped.append("VOI LUT without a usable descriptor or data")
+    if ("WindowCenter" in ds or "WindowWidth" in ds) and usable_window(ds) is None:
+        width = _first_value(ds.get("WindowWidth"))
+        try:
+            below_one = width is not None and float(width) < 1
+        except (TypeError, ValueError):
+            below_one = False
+        skipped.append("window width below 1" if below_one else "window element present but empty")
+    return tuple(skipped)
+
+
+def reset_dicom_voi_summary() -> None:
+    """Forgets the DICOM files decoded so far (the trainer calls it as a run starts)."""
+    _VOI_DECODED.clear()
+
+
+def dicom_voi_summary() -> dict[str, Any]:
+    """Over the distinct grayscale DICOM files decoded in this process since the last
+    reset: how many took each VOI transform, and how many fell back past each unusable
+    one (`{"images": n, "transform": {...}, "fallbacks": {...}}`)."""
+    transforms: dict[str, int] = {}
+    fallbacks: dict[str, int] = {}
+    for transform, skipped in _VOI_DECODED.values():
+        transforms[transform] = transforms.get(transform, 0) + 1
+        for reason in skipped:
+            fallbacks[reason] = fallbacks.get(reason, 0) + 1
+    return {"images": len(_VOI_DECODED), "transform": transforms, "fallbacks": fallbacks}
 
 
 def voi_transform(ds: Any) -> str:

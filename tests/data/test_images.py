@@ -441,6 +441,38 @@ def test_dicom_modality_lut_sequence(tmp_path):
     assert_decodes_to(path, rgb(np.rint(np.array([[0, 1000, 3000, 4000]]) * 255.0 / 4000)))  # then min-max
 
 
+def test_the_voi_summary_counts_each_file_once_with_its_fallbacks(tmp_path):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    stored = np.array([[100, 600, 1100, 2100]], np.uint16)
+    empty_lut = Dataset()
+    empty_lut.LUTDescriptor = [4096, 0, 8]
+    empty_lut.LUTData = b""
+    files = [
+        write_dicom(tmp_path / "window.dcm", stored, bits_stored=12, WindowCenter=1000, WindowWidth=2001),
+        write_dicom(tmp_path / "empty.dcm", stored, bits_stored=12, WindowCenter=None, WindowWidth=None),
+        write_dicom(tmp_path / "zero.dcm", stored, bits_stored=12, WindowCenter=1000, WindowWidth=0),
+        write_dicom(tmp_path / "lut.dcm", stored, bits_stored=12, VOILUTSequence=Sequence([empty_lut]),
+                    WindowCenter=1000, WindowWidth=2001),
+        write_dicom(tmp_path / "plain.dcm", stored, bits_stored=12),
+    ]
+    images.reset_dicom_voi_summary()
+    for path in files + files[:2]:  # decoding a file again (a second epoch) does not count it twice
+        images.load_pixels(path)
+    assert images.dicom_voi_summary() == {
+        "images": 5,
+        "transform": {"window": 2, "min-max": 3},
+        "fallbacks": {
+            "window element present but empty": 1,
+            "window width below 1": 1,
+            "VOI LUT without a usable descriptor or data": 1,
+        },
+    }
+    images.reset_dicom_voi_summary()
+    assert images.dicom_voi_summary()["images"] == 0
+
+
 def test_jpeg_baseline_dicom_decodes_through_pylibjpeg(tmp_path):
     from pydicom.pixels import get_decoder
 
