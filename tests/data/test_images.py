@@ -190,6 +190,13 @@ def test_grayscale_jpeg_agrees_with_an_independent_decoder(tmp_path):
     assert np.abs(fast - independent).max() > 2
 
 
+def test_cmyk_jpeg_gives_the_same_pixels_on_both_paths(tmp_path):
+    rgb_pixels = np.random.default_rng(2).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    path = save(tmp_path / "cmyk.jpg", Image.fromarray(rgb_pixels).convert("CMYK"), quality=95)
+    assert Image.open(path).mode == "CMYK"
+    assert_decodes_to(path, np.asarray(Image.open(path).convert("RGB")))
+
+
 def test_bmp_and_gif_follow_the_same_rules(tmp_path):
     palette = [255, 0, 0, 0, 255, 0, 0, 0, 255, 17, 34, 51] + [0] * (256 * 3 - 12)
     indices = np.array([[0, 1, 2, 3], [3, 2, 1, 0]], np.uint8)
