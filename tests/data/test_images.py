@@ -412,6 +412,20 @@ def test_dicom_ybr_full_with_chroma_follows_the_standards_equations(tmp_path):
     assert np.abs(pixels.astype(int) - swapped).max() > 50
 
 
+def test_dicom_ybr_full_422_shares_chroma_between_two_pixels(tmp_path):
+    # Native YBR_FULL_422 stores Y1 Y2 Cb Cr for each horizontal pair of pixels.
+    stored = bytes([100, 150, 60, 200, 30, 220, 200, 90])
+    expanded = np.array([[[100, 60, 200], [150, 60, 200]], [[30, 200, 90], [220, 200, 90]]], np.uint8)
+    path = write_dicom(tmp_path / "ybr422.dcm", np.zeros((2, 2, 3), np.uint8), photometric="YBR_FULL_422",
+                       SamplesPerPixel=3, PlanarConfiguration=0)
+    ds = pydicom.dcmread(path)
+    ds.PixelData = stored
+    ds.save_as(path)
+    pixels = images.load_pixels(path).astype(int)
+    assert np.abs(pixels - ybr_full_to_rgb(expanded)).max() <= 1
+    assert np.abs(pixels - ybr_full_to_rgb(expanded[..., [0, 2, 1]])).max() > 50
+
+
 def test_dicom_rgb_planar_configuration_1(tmp_path):
     pixels = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [12, 34, 56]]], np.uint8)
     planes = np.ascontiguousarray(pixels.transpose(2, 0, 1))  # R plane, G plane, B plane
