@@ -1,5 +1,9 @@
 """Image files -> pixels: one decoder, the same values for every format medcap reads.
 
+One idea, though long: every rule below must hold in both entry points, so
+the sniffing, the numpy decoder, the DICOM display pipeline and the tf.data
+entry point live together.
+
 Every image becomes `uint8` RGB pixels of shape (height, width, 3). Two entry
 points give identical values for the same file:
 
