@@ -84,6 +84,10 @@ DATASET_MODULES: tuple[str, ...] = (
     "medcap.data.iu_xray",
     "medcap.data.medicat",
     "medcap.data.mimic",
+    "medcap.data.chestxray14",  # paper 004: findings classification
+    "medcap.data.chexpert",
+    "medcap.data.mimic.labels",
+    "medcap.data.labelled_images",
 )
 TASK_MODULES: tuple[str, ...] = (
     "medcap.models.model80_task",  # paper 000: Model-80 / Model-70
@@ -102,7 +106,7 @@ def import_modules(names: tuple[str, ...]) -> Callable[[], None]:
     return load
 
 
-#: Dataset readers by name (`medicat`, `iu_xray`, `mimic`); see medcap.data.base.
+#: Dataset readers by name (`medicat`, `iu_xray`, `mimic`, `chestxray14`, ...); see medcap.data.base.
 DATASETS: Registry = Registry("dataset", import_modules(DATASET_MODULES))
 #: Model tasks by name (`model80`, ...): build the model and its data pipeline.
 TASKS: Registry = Registry("model", import_modules(TASK_MODULES))

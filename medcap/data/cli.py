@@ -1,6 +1,6 @@
 """`medcap data ...`: write synthetic trees, validate downloads, build TFDS datasets.
 
-    medcap data synth {medicat,iu_xray,mimic} --out DIR --num N --seed S
+    medcap data synth DATASET --out DIR --num N --seed S
     medcap data check DATASET --source DIR [--config NAME] [--json]
     medcap data prepare DATASET --source DIR [--data-dir DIR] [--config NAME]
                         [--split-seed S] [--skip-invalid] [--max-image-size N]
@@ -23,7 +23,9 @@ from pathlib import Path
 
 DEFAULT_TFDS_DIR = "datasets/tfds"
 DEFAULT_DATA_ROOT = "datasets"
-SYNTH_DATASETS = ("medicat", "iu_xray", "mimic")
+#: Every registered dataset (a test keeps it equal to the registry's names;
+#: spelt out so that `medcap --help` imports no reader).
+SYNTH_DATASETS = ("medicat", "iu_xray", "mimic", "chestxray14", "chexpert", "mimic_cxr_labels", "labelled_images")
 
 
 def _source(name: str):
@@ -141,14 +143,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_synth)
 
     p = commands.add_parser("check", help="validate a download without building; exit 1 on problems")
-    p.add_argument("dataset", help="dataset name: medicat, iu_xray, mimic")
+    p.add_argument("dataset", help=f"dataset name: {', '.join(SYNTH_DATASETS)}")
     p.add_argument("--source", required=True, help="the unpacked download (or a synthetic tree)")
     p.add_argument("--config", help="variant whose split to check (default: the dataset's default)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=_cmd_check)
 
     p = commands.add_parser("prepare", help="build the TFDS dataset from a download")
-    p.add_argument("dataset", help="dataset name: medicat, iu_xray, mimic")
+    p.add_argument("dataset", help=f"dataset name: {', '.join(SYNTH_DATASETS)}")
     p.add_argument("--source", required=True, help="the unpacked download (or a synthetic tree)")
     p.add_argument("--data-dir", default=DEFAULT_TFDS_DIR, help=f"TFDS data_dir (default {DEFAULT_TFDS_DIR})")
     p.add_argument("--config", help="variant, e.g. model80, model70, r2gen, random_721, balanced_10k")

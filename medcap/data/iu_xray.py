@@ -58,6 +58,12 @@ Choices the sources leave open, ours:
   patient and splits are patient-disjoint by construction.
 * `report_clean` = `clean_report(report, "iu_xray")` (R2Gen's cleaner).
 
+Findings labels: IU X-ray ships none. `options["findings"] =
+"medcap_labeler"` labels each report with medcap's rule-based labeler
+(`medcap.evaluation.clinical`, ours, not CheXpert's; `info["findings_source"]`
+says so) into `findings` over the 14 CheXpert observations, after the
+`uncertain` / `blank` policies of `medcap.data.findings_labels`.
+
 Every view a study lists is checked, also for `random_721`, which uses only
 the first: a broken file is a broken download. Images are checked per
 `options["check_images"]`: "exists" (default),
@@ -74,6 +80,7 @@ with the studies that have FINDINGS, split 7:1:2 like R2Gen's, plus
 from __future__ import annotations
 
 import json
+import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -81,6 +88,7 @@ from typing import Any
 
 import numpy as np
 
+from medcap.data import findings_labels as fl
 from medcap.data import io as dio
 from medcap.data import synthetic
 from medcap.data.base import SPLIT_NAMES, CheckReport, DataError, ReadResult
@@ -95,7 +103,9 @@ PNG_DIR = "NLMCXR_png"
 FORMATS = ("auto", "r2gen", "openi")
 VARIANTS = ("r2gen", "random_721")
 RANDOM_721 = {"train": 0.7, "val": 0.2, "test": 0.1}
-DEFAULT_OPTIONS: dict[str, Any] = {"format": "auto", "check_images": "exists"}
+DEFAULT_OPTIONS: dict[str, Any] = {"format": "auto", "check_images": "exists", "findings": "none", **fl.DEFAULT_POLICY}
+#: `options["findings"]`: where finding labels come from. IU X-ray ships none.
+FINDINGS_SOURCES = ("none", "medcap_labeler")
 #: `info["source"]` of each layout.
 SOURCE_NAMES = {"r2gen": f"R2Gen {ANNOTATION_NAME}", "openi": f"OpenI XML release ({XML_DIR}/, {PNG_DIR}/)"}
 #: OpenI exclusion counts in `info`, in the order their rules apply.
@@ -140,6 +150,12 @@ class IUXraySource:
             raise DataError(f"unknown IU X-ray options {unknown}; valid: {', '.join(DEFAULT_OPTIONS)}")
         if opts["format"] not in FORMATS:
             raise DataError(f"unknown IU X-ray format {opts['format']!r}; valid: {', '.join(FORMATS)}")
+        if opts["findings"] not in FINDINGS_SOURCES:
+            raise DataError(f"unknown IU X-ray findings source {opts['findings']!r}; valid: {', '.join(FINDINGS_SOURCES)}")
+        try:
+            fl.check_policy(opts, self.name)
+        except ValueError as err:
+            raise DataError(str(err)) from None
         source_dir = Path(source_dir)
         if not source_dir.is_dir():
             raise DataError("source directory not found", file=source_dir)
@@ -178,6 +194,8 @@ class IUXraySource:
                 study.pop("split", None)
                 splits[split].append(_example(study, multi_view=False))
             info.update({"split": "random 7:2:1 (paper 002)", "split_seed": split_seed, "fractions": dict(RANDOM_721)})
+        if opts["findings"] == "medcap_labeler":
+            info.update(_add_labeler_findings(splits, opts))
         truth = source_dir / synthetic.TRUTH_FILE
         if truth.is_file():
             info["truth_file"] = str(truth)
@@ -237,6 +255,27 @@ class IUXraySource:
         (out_dir / ANNOTATION_NAME).write_text(json.dumps(annotation, indent=1) + "\n", encoding="utf-8")
         synthetic.write_truth(out_dir, truth, dataset=self.name, seed=seed)
         return out_dir
+
+
+def _add_labeler_findings(splits: dict[str, list[dict[str, Any]]], opts: dict[str, Any]) -> dict[str, Any]:
+    """Labels each study's report with medcap's rule-based labeler (ours, not
+    CheXpert's: `medcap.evaluation.clinical`), then the uncertain / blank
+    policies; returns the info entries that say so."""
+    from medcap.evaluation.clinical import OBSERVATIONS, label_report
+
+    policy = fl.check_policy(opts, "iu_xray")
+    names = tuple(OBSERVATIONS)
+    for examples in splits.values():
+        for example in examples:
+            values = label_report(example["report"])
+            example["findings"] = [fl.target(math.nan if values[n] is None else float(values[n]), policy) for n in names]
+            example["findings_names"] = names
+    return {
+        "findings_source": "medcap's rule-based CheXpert-14 labeler on the report (ours, not the CheXpert labeler)",
+        "findings_names": list(names),
+        "policy": {"uncertain": fl.POLICY_NAMES[policy["uncertain"]], "blank": policy["blank"]},
+        "label_counts": fl.label_counts(splits, names),
+    }
 
 
 def _detect_layout(source_dir: Path, requested: str, variant: str) -> str:

@@ -32,10 +32,13 @@ Stable API (other modules import these; keep signatures):
         the sections separately (OpenI XML).
     encode_png(image) -> bytes
         Deterministic PNG bytes (same array, same bytes).
-    write_truth(path, truth, *, dataset, seed) / load_truth(path_or_dir)
+    write_truth(path, truth, *, dataset, seed, boxes=None) / load_truth(path_or_dir)
         The ground-truth sidecar `synthetic_truth.json`:
         {"format": "medcap.synthetic_truth/1", "dataset": ..., "seed": ...,
-         "findings_names": [...FINDINGS], "records": {id: {finding: bool}}}.
+         "findings_names": [...FINDINGS], "records": {id: {finding: bool}},
+         and optionally "boxes": {id: [{"finding", "x", "y", "w", "h"}]}}.
+    load_truth_boxes(path_or_dir)
+        Those boxes (pixels of the stored image; `draw_radiograph(boxes=[])`).
     tree_dir(data_config) / truth_for(data_config)
         Where a config's synthetic tree lives, and its ground truth (None for
         real data).
@@ -203,15 +206,25 @@ def draw_radiograph(
     rng: np.random.Generator,
     size: int = 256,
     view: str = "frontal",
+    boxes: list[dict[str, Any]] | None = None,
 ) -> np.ndarray:
-    """Draws a chest-radiograph-like uint8 (size, size) image carrying `findings`."""
+    """Draws a chest-radiograph-like uint8 (size, size) image carrying `findings`.
+
+    `boxes`, when given a list, receives one `{"finding", "x", "y", "w", "h"}`
+    per drawn lesion of a frontal view, in pixels (top-left corner, width,
+    height, as NIH's BBox_List_2017.csv): the bounding box of the pixels
+    where that lesion's own drawing weight exceeds one half. Collecting them
+    draws nothing from `rng`, so the pixels are the same either way."""
     present = _check_findings(findings)
     if view not in VIEWS:
         raise ValueError(f"unknown view {view!r}; valid: {', '.join(VIEWS)}")
     if size < 32:
         raise ValueError(f"size={size}: need at least 32 pixels")
     canvas = _Canvas(size)
-    image = _draw_frontal(canvas, present, rng) if view == "frontal" else _draw_lateral(canvas, present, rng)
+    if view == "frontal":
+        image = _draw_frontal(canvas, present, rng, boxes)
+    else:
+        image = _draw_lateral(canvas, present, rng)
     # Acquisition: exposure and contrast vary, the detector blurs and adds noise.
     gain = rng.uniform(0.9, 1.1)
     offset = rng.uniform(-0.04, 0.04)
@@ -220,7 +233,29 @@ def draw_radiograph(
     return np.clip(image * 255.0, 0, 255).astype(np.uint8)
 
 
-def _draw_frontal(c: _Canvas, present: dict[str, bool], rng: np.random.Generator) -> np.ndarray:
+def _box(boxes: list[dict[str, Any]] | None, finding: str, weight: np.ndarray) -> None:
+    """Appends the pixel bounding box of `weight > 0.5` (see `draw_radiograph`)."""
+    if boxes is None:
+        return
+    inside = np.asarray(weight) > 0.5
+    rows = np.flatnonzero(inside.any(axis=1))
+    cols = np.flatnonzero(inside.any(axis=0))
+    if rows.size == 0 or cols.size == 0:
+        return
+    boxes.append(
+        {
+            "finding": finding,
+            "x": int(cols[0]),
+            "y": int(rows[0]),
+            "w": int(cols[-1] - cols[0] + 1),
+            "h": int(rows[-1] - rows[0] + 1),
+        }
+    )
+
+
+def _draw_frontal(
+    c: _Canvas, present: dict[str, bool], rng: np.random.Generator, boxes: list[dict[str, Any]] | None = None
+) -> np.ndarray:
     y, x = c.y, c.x
     cx = 0.5 + rng.normal(0, 0.012)
     # Body: soft tissue on air, the abdomen below the diaphragm, the spine.
@@ -270,6 +305,7 @@ def _draw_frontal(c: _Canvas, present: dict[str, bool], rng: np.random.Generator
             )
         )
         ptx_region = lungs[side] * c.soft(radius - 1.0, 1.5)
+        _box(boxes, "Pneumothorax", ptx_region)
         pleural_line = lungs[side] * c.ridge((radius - 1.0) * scale * lung_rx, 1.5 / c.size)
 
     parenchyma = 0.13 + markings * (1.0 - ptx_region) - 0.06 * ptx_region + 0.22 * pleural_line
@@ -296,11 +332,14 @@ def _draw_frontal(c: _Canvas, present: dict[str, bool], rng: np.random.Generator
     heart = c.soft(1.0 - np.sqrt(c.ellipse(heart_cy, heart_cx, heart_ry, heart_rx)), 2.5)
     heart = heart * c.soft(diaphragm_tops[1] + 0.03 - y, 2.0)
     image = image * (1.0 - heart) + 0.46 * heart
+    if present["Cardiomegaly"]:
+        _box(boxes, "Cardiomegaly", heart)
 
     # Edema: bilateral perihilar haze and Kerley B lines at the bases.
     if present["Edema"]:
         haze = np.exp(-(((np.abs(x - cx) - 0.12) / 0.11) ** 2)) * np.exp(-(((y - lung_cy) / 0.16) ** 2))
         image = image + 0.2 * haze * lung * (1.0 + 0.3 * c.noise(rng, 8))
+        _box(boxes, "Edema", haze * lung)
         for side, dx in enumerate(offsets):
             lateral = cx + dx + np.sign(dx) * lung_rx * 0.8
             for row in diaphragm_tops[side] - rng.uniform(0.03, 0.14, size=4):
@@ -316,6 +355,7 @@ def _draw_frontal(c: _Canvas, present: dict[str, bool], rng: np.random.Generator
         patch = c.soft(radius * (1.0 + 0.3 * c.noise(rng, 12)) - np.sqrt((y - pcy) ** 2 + (x - pcx) ** 2), 4.0)
         bronchi = c.ridge(c.noise(rng, 16), 0.12)
         image = image + (0.28 - 0.12 * bronchi) * patch * lungs[side]
+        _box(boxes, "Consolidation", patch * lungs[side])
 
     # Atelectasis: a plate-like band above the elevated hemidiaphragm.
     if present["Atelectasis"]:
@@ -327,6 +367,7 @@ def _draw_frontal(c: _Canvas, present: dict[str, bool], rng: np.random.Generator
         across = (y - bcy) * np.cos(angle) - (x - bcx) * np.sin(angle)
         band = c.soft(rng.uniform(0.011, 0.018) - np.abs(across), 1.2) * c.soft(rng.uniform(0.07, 0.1) - np.abs(along), 2.0)
         image = image + 0.3 * band * lungs[side]
+        _box(boxes, "Atelectasis", band * lungs[side])
 
     # Lung lesion: one or two round, sharp nodules inside a lung.
     if present["Lung Lesion"]:
@@ -335,7 +376,9 @@ def _draw_frontal(c: _Canvas, present: dict[str, bool], rng: np.random.Generator
             ncx = cx + offsets[side] + np.sign(offsets[side]) * rng.uniform(-0.01, 0.07)
             ncy = lung_cy + rng.uniform(-0.2, 0.06)
             radius = rng.uniform(0.025, 0.04)
-            image = image + 0.34 * c.soft(radius - np.sqrt((y - ncy) ** 2 + (x - ncx) ** 2), 1.2)
+            nodule = c.soft(radius - np.sqrt((y - ncy) ** 2 + (x - ncx) ** 2), 1.2)
+            image = image + 0.34 * nodule
+            _box(boxes, "Lung Lesion", nodule)
 
     # Pleural effusion: dense basal fluid whose meniscus rises laterally; it
     # hides the hemidiaphragm and blunts the costophrenic angle.
@@ -348,6 +391,7 @@ def _draw_frontal(c: _Canvas, present: dict[str, bool], rng: np.random.Generator
             meniscus = level - 0.06 * (lateral + 1.0) ** 2
             fluid = lung_fields[side] * c.soft(y - meniscus, 3.0) * c.soft(domes[side] + 0.03 - y, 3.0)
             image = image * (1.0 - fluid) + 0.44 * fluid
+            _box(boxes, "Pleural Effusion", fluid)
 
     return image.astype(np.float32, copy=False)
 
@@ -617,8 +661,17 @@ def write_report(findings: dict[str, bool], rng: np.random.Generator, style: str
 # Ground-truth sidecar
 
 
-def write_truth(path: str | Path, truth: dict[str, dict[str, bool]], *, dataset: str, seed: int) -> Path:
-    """Writes `synthetic_truth.json` (format in the module docstring)."""
+def write_truth(
+    path: str | Path,
+    truth: dict[str, dict[str, bool]],
+    *,
+    dataset: str,
+    seed: int,
+    boxes: dict[str, list[dict[str, Any]]] | None = None,
+) -> Path:
+    """Writes `synthetic_truth.json` (format in the module docstring); `boxes`
+    ({id: [{"finding", "x", "y", "w", "h"}, ...]}, pixels, finding named as the
+    dataset names it) adds where each lesion was drawn."""
     path = Path(path)
     if path.is_dir():
         path = path / TRUTH_FILE
@@ -629,6 +682,8 @@ def write_truth(path: str | Path, truth: dict[str, dict[str, bool]], *, dataset:
         "findings_names": list(FINDINGS),
         "records": {key: _check_findings(value) for key, value in truth.items()},
     }
+    if boxes is not None:
+        data["boxes"] = boxes
     path.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", encoding="utf-8")
     return path
 
@@ -642,6 +697,17 @@ def load_truth(path_or_dir: str | Path) -> dict[str, dict[str, bool]]:
     if data.get("format") != TRUTH_FORMAT:
         raise ValueError(f"{path}: not a {TRUTH_FORMAT} file (format={data.get('format')!r})")
     return {key: {name: bool(value[name]) for name in data["findings_names"]} for key, value in data["records"].items()}
+
+
+def load_truth_boxes(path_or_dir: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """The drawn lesions' boxes of a ground-truth sidecar ({} when it has none)."""
+    path = Path(path_or_dir)
+    if path.is_dir():
+        path = path / TRUTH_FILE
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format") != TRUTH_FORMAT:
+        raise ValueError(f"{path}: not a {TRUTH_FORMAT} file (format={data.get('format')!r})")
+    return {key: [dict(box) for box in value] for key, value in data.get("boxes", {}).items()}
 
 
 # ---------------------------------------------------------------------------

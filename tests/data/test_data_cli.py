@@ -80,8 +80,10 @@ def test_check_good_and_broken_trees(tmp_path: Path, capsys):
 def test_check_errors_are_one_line(tmp_path: Path, capsys):
     assert run("data", "check", "medicat", "--source", tmp_path) == 1
     assert "MediCat jsonl not found" in capsys.readouterr().err
-    assert run("data", "check", "chexpert", "--source", tmp_path) == 2
-    assert "unknown dataset 'chexpert'; valid names: iu_xray, medicat, mimic" in capsys.readouterr().err
+    assert run("data", "check", "chexpert", "--source", tmp_path) == 1
+    assert "missing file: expected CheXpert's train.csv" in capsys.readouterr().err
+    assert run("data", "check", "chexpert14", "--source", tmp_path) == 2
+    assert "unknown dataset 'chexpert14'; valid names: chestxray14, chexpert, iu_xray, labelled_images" in capsys.readouterr().err
 
 
 def test_prepare_prints_counts_and_skipped(tmp_path: Path, capsys):
@@ -101,3 +103,10 @@ def test_prepare_prints_counts_and_skipped(tmp_path: Path, capsys):
     assert set(counts) == {"train", "val", "test"}
     assert sum(map(int, counts.values())) in (19, 20)  # the broken line was either a short or a long caption
     assert "skipped 1 invalid record(s):" in out and "line 1: malformed JSON" in out
+
+
+def test_the_cli_offers_every_registered_dataset():
+    from medcap.data.cli import SYNTH_DATASETS
+    from medcap.registry import DATASETS
+
+    assert sorted(SYNTH_DATASETS) == DATASETS.names()

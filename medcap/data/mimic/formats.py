@@ -7,18 +7,19 @@ and field. `read_csv` yields rows with their line numbers (header = line 1).
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import datetime as dt
-import gzip
-import io
 import math
 import re
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from medcap.data.base import DataError
+from medcap.data.csv_rows import (
+    CsvRow as CsvRow,  # re-exported: the mimic modules read through these
+)
+from medcap.data.csv_rows import csv_columns as csv_columns
+from medcap.data.csv_rows import find_csv as find_csv
+from medcap.data.csv_rows import read_csv as read_csv
 from medcap.data.io import read_text
 
 CXR_METADATA = "mimic-cxr-2.0.0-metadata"
@@ -49,7 +50,13 @@ PATHOLOGY_LABELS: tuple[str, ...] = tuple(
     name for name in CHEXPERT_LABELS if name not in ("No Finding", "Support Devices")
 )
 #: Paper 001's 5 finding labels (our choice of the 14; `medcap.data.mimic` docstring).
-FINDINGS_NAMES: tuple[str, ...] = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
+FINDINGS_NAMES: tuple[str, ...] = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Consolidation",
+    "Edema",
+    "Pleural Effusion",
+)
 
 #: Order of `vitals`, as listed in paper 001 section 4.1.
 VITAL_NAMES: tuple[str, ...] = ("o2sat", "heartrate", "resprate", "sbp", "dbp", "temperature")
@@ -119,7 +126,9 @@ def parse_study_time(value: str) -> dt.time:
     fraction = (match.group(2) or "")[:6].ljust(6, "0")
     hour, minute, second = int(digits[:2]), int(digits[2:4]), int(digits[4:])
     if hour > 23 or minute > 59 or second > 59:
-        raise ValueError(f"expected HHMMSS[.fff], got {value!r} ({hour:02d}:{minute:02d}:{second:02d} is not a time)")
+        raise ValueError(
+            f"expected HHMMSS[.fff], got {value!r} ({hour:02d}:{minute:02d}:{second:02d} is not a time)"
+        )
     return dt.time(hour, minute, second, int(fraction))
 
 
@@ -191,17 +200,9 @@ def parse_acuity(value: str) -> int | None:
         raise ValueError(f"expected an ESI level 1-5, got {value!r}")
     return int(number)
 
+
 # ---------------------------------------------------------------------------
 # Files
-
-
-def find_csv(directory: Path, stem: str) -> Path:
-    """`stem.csv` or `stem.csv.gz` in `directory`; DataError naming both when absent."""
-    for name in (f"{stem}.csv", f"{stem}.csv.gz"):
-        path = directory / name
-        if path.is_file():
-            return path
-    raise DataError(f"missing file: expected {stem}.csv or {stem}.csv.gz", file=directory / f"{stem}.csv")
 
 
 def read_report(path: Path, study_id: int) -> str:
@@ -211,65 +212,3 @@ def read_report(path: Path, study_id: int) -> str:
     except DataError as err:
         record = f"study s{study_id}" + (f", {err.record}" if err.record else "")
         raise DataError(err.message, file=path, record=record, field="report") from None
-
-
-@dataclasses.dataclass
-class CsvRow:
-    path: Path
-    line: int
-    values: dict[str, str]
-
-    def error(self, field: str, message: str) -> DataError:
-        return DataError(message, file=self.path, record=f"line {self.line}", field=field)
-
-    def parse(self, field: str, parser, *args):  # noqa: ANN001, ANN202
-        try:
-            return parser(self.values[field], *args)
-        except ValueError as err:
-            raise self.error(field, str(err)) from None
-
-
-def csv_columns(path: Path) -> list[str]:
-    """The header of a `.csv` or `.csv.gz` (read alone, so a reader can tell
-    which release's layout a table has before reading its rows)."""
-    try:
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rb") as handle:
-            first = handle.readline()
-    except (OSError, EOFError) as err:
-        raise DataError(f"cannot read the header: {err}", file=path, record="line 1") from None
-    try:
-        text = first.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError:
-        raise DataError("the header is not UTF-8", file=path, record="line 1") from None
-    return [name.strip() for name in next(csv.reader([text]), [])]
-
-
-def read_csv(path: Path, required: Sequence[str], optional: Sequence[str] = ()) -> Iterator[CsvRow]:
-    """Rows of a `.csv` or `.csv.gz` with their physical line numbers (the
-    header is line 1). Missing columns and non-UTF-8 bytes name the file.
-    `optional` columns are in `values` when the header has them."""
-    text = read_text(path).removeprefix("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header is None:
-        raise DataError("empty file: no header row", file=path, record="line 1")
-    header = [name.strip() for name in header]
-    missing = [name for name in required if name not in header]
-    if missing:
-        raise DataError(
-            f"missing column(s) {', '.join(missing)}; header has {', '.join(header)}",
-            file=path,
-            record="line 1",
-            field=missing[0],
-        )
-    index = {name: header.index(name) for name in (*required, *optional) if name in header}
-    start = reader.line_num + 1
-    for cells in reader:
-        line, start = start, reader.line_num + 1
-        if not cells:
-            continue
-        if len(cells) != len(header):
-            yield CsvRow(path, line, {"__width__": str(len(cells))})
-            continue
-        yield CsvRow(path, line, {name: cells[i] for name, i in index.items()})

@@ -1,0 +1,152 @@
+"""Findings labels for image classification: label spaces, label policies, views.
+
+The classification readers (`chestxray14`, `chexpert`, `mimic_cxr_labels`,
+`labelled_images`, and `iu_xray` with our labeler) all give examples with
+
+    findings        list[int]   one value per name in `findings_names`:
+                                1 positive, 0 negative, MASKED (-1) no usable
+                                label (excluded from the loss and the metrics)
+    findings_names  tuple[str, ...]
+    view            str         the view position as the release writes it
+                                (PA, AP, LATERAL, ...); "" when it has none
+
+and `report` / `report_clean` = "" when the dataset has no report text.
+
+Label values follow CheXpert's convention wherever a release has one:
+1 positive, 0 negative, -1 uncertain, blank not mentioned. Two policies
+turn them into targets (Irvin et al. 2019, section 3.2 names the uncertain
+ones U-Ignore, U-Zeros, U-Ones):
+
+* `uncertain`: "ignore" (U-Ignore: masked; our default, so the loss never
+  learns a guess), "zeros" (U-Zeros), "ones" (U-Ones);
+* `blank`: "zeros" (not mentioned = negative, CheXpert's and NIH's reading;
+  our default) or "ignore" (masked).
+
+`info["label_counts"]` gives, per split and label, the positives, negatives
+and masked values, so a run always says what it learnt from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+MASKED = -1
+UNCERTAIN_POLICIES: dict[str, int] = {"ignore": MASKED, "zeros": 0, "ones": 1}
+BLANK_POLICIES: dict[str, int] = {"ignore": MASKED, "zeros": 0}
+DEFAULT_POLICY: dict[str, str] = {"uncertain": "ignore", "blank": "zeros"}
+#: CheXpert's uncertain-label policy names (Irvin et al. 2019, 3.2).
+POLICY_NAMES = {"ignore": "U-Ignore", "zeros": "U-Zeros", "ones": "U-Ones"}
+
+#: NIH ChestX-ray14's 14 labels as `Data_Entry_2017.csv` spells them, in
+#: CheXNet's table order (Rajpurkar et al. 2017, Table 1).
+CHESTXRAY14_LABELS: tuple[str, ...] = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+    "Consolidation",
+    "Edema",
+    "Emphysema",
+    "Fibrosis",
+    "Pleural_Thickening",
+    "Hernia",
+)
+#: The first release (ChestX-ray8, Wang et al. 2017) had these eight.
+CHESTXRAY8_LABELS: tuple[str, ...] = CHESTXRAY14_LABELS[:8]
+
+#: The 14 CheXpert observations in the column order of CheXpert's train.csv.
+CHEXPERT_CSV_LABELS: tuple[str, ...] = (
+    "No Finding",
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
+)
+#: CheXpert's five competition labels (Irvin et al. 2019, section 5).
+CHEXPERT_COMPETITION_LABELS: tuple[str, ...] = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Consolidation",
+    "Edema",
+    "Pleural Effusion",
+)
+FRONTAL_VIEWS: tuple[str, ...] = ("PA", "AP")
+
+
+def check_policy(options: dict[str, Any], dataset: str) -> dict[str, str]:
+    """The `uncertain` / `blank` policies of `options`, validated."""
+    policy = {key: str(options.get(key, default)) for key, default in DEFAULT_POLICY.items()}
+    if policy["uncertain"] not in UNCERTAIN_POLICIES:
+        raise ValueError(
+            f"{dataset}: options.uncertain={policy['uncertain']!r}; expected one of {', '.join(UNCERTAIN_POLICIES)}"
+        )
+    if policy["blank"] not in BLANK_POLICIES:
+        raise ValueError(f"{dataset}: options.blank={policy['blank']!r}; expected one of {', '.join(BLANK_POLICIES)}")
+    return policy
+
+
+def target(raw: float, policy: dict[str, str]) -> int:
+    """A raw CheXpert-convention value (1, 0, -1, NaN blank) -> 1, 0 or MASKED."""
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+        return BLANK_POLICIES[policy["blank"]]
+    if raw == 1:
+        return 1
+    if raw == 0:
+        return 0
+    if raw == -1:
+        return UNCERTAIN_POLICIES[policy["uncertain"]]
+    raise ValueError(f"expected 1, 0, -1 or blank, got {raw!r}")
+
+
+def check_labels(requested: Any, available: Sequence[str], dataset: str) -> tuple[str, ...]:
+    """`options["labels"]` (None: all of `available`) as a tuple, each one known."""
+    if requested is None:
+        return tuple(available)
+    names = (requested,) if isinstance(requested, str) else tuple(requested)
+    unknown = [name for name in names if name not in available]
+    if unknown or not names:
+        raise ValueError(f"{dataset}: options.labels: unknown {unknown or names!r}; valid: {', '.join(available)}")
+    return names
+
+
+def check_views(requested: Any, dataset: str) -> tuple[str, ...] | None:
+    """`options["views"]`: a list of view positions to keep, or "all" (None)."""
+    if requested in ("all", None):
+        return None
+    views = (requested,) if isinstance(requested, str) else tuple(requested)
+    if not views or not all(isinstance(v, str) and v for v in views):
+        raise ValueError(f"{dataset}: options.views={requested!r}; expected 'all' or a list such as ['PA', 'AP']")
+    return tuple(v.upper() for v in views)
+
+
+def label_counts(splits: dict[str, list[dict[str, Any]]], names: Sequence[str]) -> dict[str, dict[str, dict[str, int]]]:
+    """{split: {label: {"positive", "negative", "masked"}}} over `findings`."""
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for split, examples in splits.items():
+        per_label = {name: {"positive": 0, "negative": 0, "masked": 0} for name in names}
+        for example in examples:
+            for name, value in zip(names, example["findings"]):
+                per_label[name]["positive" if value == 1 else "negative" if value == 0 else "masked"] += 1
+        counts[split] = per_label
+    return counts
+
+
+def multi_hot(present: Iterable[str], names: Sequence[str]) -> list[int]:
+    """1 for each name in `present`, 0 otherwise (a release with no uncertainty)."""
+    chosen = set(present)
+    return [1 if name in chosen else 0 for name in names]
