@@ -109,6 +109,25 @@ def _cmd_caption(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from medcap import training
+
+    for path in args.images:
+        if not Path(path).is_file():
+            raise CommandError(f"{path}: no such image file")
+    try:
+        summary = training.explain_images(
+            Path(args.workdir), [str(p) for p in args.images], method=args.method, label=args.label or "", top=args.top or 0, out_dir=args.out
+        )
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    for record in summary["explanations"]:
+        peak = record["peak"]
+        print(f"{record['image']}\t{record['finding']}\tp={record['probability']:.3f}\tpeak=({peak['y']:.2f}, {peak['x']:.2f})\t{record.get('overlay', '')}")
+    print(f"wrote {len(summary['explanations'])} explanation(s) to {args.out}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("experiments", help="list experiments: name, paper, table")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -132,6 +151,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", help="PNG or JPEG files")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.set_defaults(handler=_cmd_caption)
+
+    from medcap.explanations.methods import METHODS
+
+    p = subparsers.add_parser("explain", help="saliency maps of a trained findings classifier, drawn over the images")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, DICOM)")
+    p.add_argument("--method", default="gradcam", choices=METHODS)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--label", help="explain this finding for every image")
+    which.add_argument("--top", type=int, help="explain each image's K most probable findings (default 1)")
+    p.add_argument("--out", required=True, help="directory for the overlays, explanations.json and maps.npz")
+    p.set_defaults(handler=_cmd_explain)
 
 
 # ---------------------------------------------------------------------------

@@ -160,6 +160,15 @@ class TrainConfig:
     tensorboard: bool = True
     #: Keras fit verbosity (0 silent, 1 progress bar, 2 one line per epoch).
     verbose: int = 2
+    #: Transfer learning (tasks that support it): the first `frozen_epochs`
+    #: of `epochs` train the head with the backbone frozen, the rest fine-tune
+    #: (0: one phase). See `medcap.task.Phase`.
+    frozen_epochs: int = 0
+    #: Fine-tuning unfreezes the backbone from the first layer whose name
+    #: starts with this ("" = the whole backbone).
+    fine_tune_from: str = ""
+    #: Learning rate of the fine-tuning phase (None: learning_rate / 10).
+    fine_tune_learning_rate: float | None = None
 
     def validate(self) -> None:
         _check(self.epochs >= 1, f"train.epochs={self.epochs}: must be >= 1")
@@ -190,6 +199,14 @@ class TrainConfig:
             f"train.early_stopping_patience={self.early_stopping_patience}: must be >= 0",
         )
         _check(self.verbose in (0, 1, 2), f"train.verbose={self.verbose}: expected 0, 1 or 2")
+        _check(
+            0 <= self.frozen_epochs <= self.epochs,
+            f"train.frozen_epochs={self.frozen_epochs}: expected 0 <= frozen_epochs <= epochs ({self.epochs})",
+        )
+        _check(
+            self.fine_tune_learning_rate is None or self.fine_tune_learning_rate > 0,
+            f"train.fine_tune_learning_rate={self.fine_tune_learning_rate}: must be > 0 or None",
+        )
 
 
 @dataclass
@@ -212,6 +229,11 @@ class EvalConfig:
     baselines: tuple[str, ...] = ("constant", "random_train")
     #: Generated vs reference samples written to samples.md.
     num_samples: int = 20
+    #: Findings classifiers: how each label's threshold is chosen on
+    #: validation (f1 | youden), the calibration bins, and the label baselines.
+    threshold_rule: str = "f1"
+    calibration_bins: int = 10
+    label_baselines: tuple[str, ...] = ("prevalence", "linear_probe")
 
     def validate(self) -> None:
         _check(self.split in SPLITS, f"eval.split={self.split!r}: expected one of {', '.join(SPLITS)}")
@@ -221,6 +243,13 @@ class EvalConfig:
         _check(self.bleu_flavour in ("coco", "nltk"), f"eval.bleu_flavour={self.bleu_flavour!r}: expected coco or nltk")
         _check(self.bootstrap >= 0, f"eval.bootstrap={self.bootstrap}: must be >= 0")
         _check(self.ce_uncertain in (0, 1), f"eval.ce_uncertain={self.ce_uncertain}: expected 0 or 1")
+        _check(self.threshold_rule in ("f1", "youden"), f"eval.threshold_rule={self.threshold_rule!r}: expected f1 or youden")
+        _check(self.calibration_bins >= 2, f"eval.calibration_bins={self.calibration_bins}: must be >= 2")
+        for name in self.label_baselines:
+            _check(
+                name in ("prevalence", "linear_probe"),
+                f"eval.label_baselines: unknown baseline {name!r}; expected prevalence, linear_probe",
+            )
         for name in self.baselines:
             _check(
                 name in ("constant", "random_train", "nearest_train"),

@@ -93,6 +93,7 @@ TASK_MODULES: tuple[str, ...] = (
     "medcap.models.model80_task",  # paper 000: Model-80 / Model-70
     "medcap.models.mtl_task",  # paper 001: cross-modal multi-task transformer
     "medcap.models.clip_task",  # paper 002: CLIP-style dual encoder
+    "medcap.models.findings_task",  # paper 004: transfer-learning findings classifier
 )
 
 

@@ -9,18 +9,37 @@ A `Task` binds one model family to the common feature dict. The trainer
 * `compile_model(model, optimizer)`: the paper's losses and metrics;
 * `train_dataset(...)` / `eval_dataset(...)`: batched tf.data streams;
 * `evaluate(model, splits, split, workdir)`: metrics, and the readable report;
-* `caption(model, image_paths)`: outputs for `medcap caption`.
+* `caption(model, image_paths)`: outputs for `medcap caption`;
+* `phases()`: the training phases (one by default; transfer learning has a
+  frozen-backbone phase, then fine-tuning), each its own compile and fit.
 
 Tasks register under the model name in `medcap.registry.TASKS`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medcap.config import ExperimentConfig
+from medcap.config import ConfigError, ExperimentConfig
 from medcap.data.base import Example
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stretch of training with its own trainable layers and optimizer.
+
+    The trainer runs `epochs` epochs after the previous phases' (epoch
+    numbers are global), calls `configure(model)` before compiling, and
+    compiles with a fresh optimizer at `learning_rate`.
+    """
+
+    name: str
+    epochs: int
+    learning_rate: float
+    configure: Callable[[Any], None] | None = None
 
 
 class Task:
@@ -66,3 +85,15 @@ class Task:
 
     def caption(self, model, image_paths: list[str]) -> list[dict[str, Any]]:
         raise NotImplementedError(f"{type(self).__name__}.caption")
+
+    # -- schedule -------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        """One phase of `train.epochs` at `train.learning_rate`; a task with a
+        backbone to freeze overrides this (`train.frozen_epochs`)."""
+        train = self.config.train
+        if train.frozen_epochs or train.fine_tune_from:
+            raise ConfigError(
+                f"model {self.config.model.name} has no frozen-backbone phase: "
+                "train.frozen_epochs and train.fine_tune_from apply to the findings classifier"
+            )
+        return [Phase("train", train.epochs, train.learning_rate)]

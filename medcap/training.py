@@ -23,10 +23,12 @@ state variables, which are saved and restored with the weights.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -42,7 +44,10 @@ from medcap.workdir import resolve_workdir
 log = logging.getLogger("medcap.training")
 
 BACKUP_DIR = "backup"
+#: Final weights of each finished phase of a multi-phase run (`medcap.task.Phase`).
+PHASES_DIR = "phases"
 BEST_WEIGHTS = "checkpoints/best.weights.h5"
+_UNSET = object()
 
 
 # ---------------------------------------------------------------------------
@@ -144,12 +149,24 @@ def make_optimizer(train: TrainConfig, total_steps: int):
     return keras.optimizers.SGD(**kwargs)
 
 
-def resumed_epoch(workdir: Path) -> int:
-    """The epoch BackupAndRestore will resume at (0 for a fresh run)."""
-    metadata = workdir / BACKUP_DIR / "training_metadata.json"
+def resumed_epoch(workdir: Path, *, nested: bool = False) -> int:
+    """The epoch BackupAndRestore will resume at (0 for a fresh run): from
+    `workdir/backup/`, or with `nested` from the phase backup dir given."""
+    metadata = (workdir if nested else workdir / BACKUP_DIR) / "training_metadata.json"
     if not metadata.exists():
         return 0
     return int(json.loads(metadata.read_text())["epoch"])
+
+
+def run_in_progress(workdir: Path) -> int:
+    """The latest epoch an unfinished run reached: its backup's epoch, a
+    phase backup's, or the end of its finished phases (0 for a fresh run)."""
+    reached = resumed_epoch(workdir)
+    for metadata in (workdir / BACKUP_DIR).glob("*/training_metadata.json"):
+        reached = max(reached, int(json.loads(metadata.read_text())["epoch"]))
+    if (workdir / PHASES_DIR).is_dir() and any((workdir / PHASES_DIR).glob("*.weights.h5")):
+        reached = max(reached, 1)
+    return reached
 
 
 class SeedStateBackup:
@@ -192,21 +209,85 @@ class SeedStateBackup:
         return _Callback()
 
 
-def make_callbacks(train: TrainConfig, workdir: Path, *, resuming: bool, has_validation: bool) -> list:
+class MonitorStateBackup:
+    """Backs up what ModelCheckpoint and EarlyStopping remember between epochs.
+
+    Their best value so far (and EarlyStopping's count of epochs without
+    improvement) live in the callback objects, not in BackupAndRestore's
+    state; a resumed run would forget them, save a worse epoch as "best" and
+    restore different weights at the end. Saved beside the backup after each
+    epoch (after the two callbacks ran) and restored at train begin.
+    """
+
+    def __new__(cls, backup_dir: Path, checkpoint, early_stopping=None):
+        import keras
+
+        class _Callback(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.path = Path(backup_dir) / "monitor_state.json"
+
+            def on_train_begin(self, logs=None):
+                if self.path.exists():
+                    restore_monitor_state(json.loads(self.path.read_text()), checkpoint, early_stopping)
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.path.with_name("monitor_state.tmp.json")
+                tmp.write_text(json.dumps(monitor_state(checkpoint, early_stopping)))
+                tmp.replace(self.path)
+
+        return _Callback()
+
+
+def monitor_state(checkpoint, early_stopping=None) -> dict[str, Any]:
+    def number(value: Any) -> float | None:
+        return None if value is None else float(value)
+
+    state: dict[str, Any] = {"checkpoint_best": number(checkpoint.best)}
+    if early_stopping is not None:
+        state.update({"early_stopping_best": number(early_stopping.best), "early_stopping_wait": int(early_stopping.wait)})
+    return state
+
+
+def restore_monitor_state(state: dict[str, Any], checkpoint, early_stopping=None) -> None:
+    checkpoint.best = state.get("checkpoint_best")
+    if early_stopping is not None and "early_stopping_wait" in state:
+        early_stopping.best = state["early_stopping_best"]
+        early_stopping.wait = state["early_stopping_wait"]
+
+
+def make_callbacks(
+    train: TrainConfig,
+    workdir: Path,
+    *,
+    resuming: bool,
+    has_validation: bool,
+    backup_dir: Path | None = None,
+    checkpoint=None,
+) -> list:
+    """The standard callbacks. `backup_dir` (default `workdir/backup`) holds
+    BackupAndRestore's state; `checkpoint`, a ModelCheckpoint from an earlier
+    phase, is reused so "best" spans every phase of the run."""
     import keras
 
     monitor = train.monitor if has_validation else train.monitor.removeprefix("val_")
     (workdir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    backup_dir = backup_dir or workdir / BACKUP_DIR
+    checkpoint = checkpoint or keras.callbacks.ModelCheckpoint(
+        str(workdir / BEST_WEIGHTS), monitor=monitor, save_best_only=True, save_weights_only=True
+    )
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(workdir / BACKUP_DIR)),
-        SeedStateBackup(workdir / BACKUP_DIR),
-        keras.callbacks.ModelCheckpoint(
-            str(workdir / BEST_WEIGHTS), monitor=monitor, save_best_only=True, save_weights_only=True
-        ),
+        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        SeedStateBackup(backup_dir),
+        checkpoint,
         keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=resuming),
     ]
+    early_stopping = None
     if train.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=train.early_stopping_patience))
+        early_stopping = keras.callbacks.EarlyStopping(monitor=monitor, patience=train.early_stopping_patience)
+        callbacks.append(early_stopping)
+    callbacks.append(MonitorStateBackup(backup_dir, checkpoint, early_stopping))
     if train.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(workdir / "tensorboard"), write_graph=False))
     return callbacks
@@ -325,7 +406,7 @@ def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None) -> dic
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     first_epoch = resumed_epoch(workdir)
-    resuming = first_epoch > 0
+    resuming = run_in_progress(workdir) > 0
     _check_workdir_config(config, workdir, resuming)
     (workdir / "config.json").write_text(config.to_json() + "\n")
 
@@ -348,44 +429,91 @@ def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None) -> dic
     task.prepare(data.splits, workdir)
 
     train_cfg = config.train
-    train_ds, steps = task.train_dataset(
-        data.splits["train"],
-        batch_size=train_cfg.batch_size,
-        seed=train_cfg.seed,
-        first_epoch=first_epoch,
-        epochs=train_cfg.epochs,
-    )
-    if train_cfg.steps_per_epoch:
-        steps = min(steps, train_cfg.steps_per_epoch)
+    phases = task.phases()
+    if sum(phase.epochs for phase in phases) != train_cfg.epochs:
+        raise ConfigError(f"the task's phases add up to {sum(p.epochs for p in phases)} epochs, train.epochs={train_cfg.epochs}")
     val_ds = task.eval_dataset(data.splits["val"], batch_size=train_cfg.batch_size)
 
     with strategy.scope():
         model = task.build_model()
-        optimizer = make_optimizer(train_cfg, total_steps=steps * train_cfg.epochs)
-        task.compile_model(model, optimizer)
 
     environment = environment_record(strategy=strategy, precision=precision, config=config, weights=task.weights_info)
+    if len(phases) > 1:
+        environment["phases"] = [{"name": p.name, "epochs": p.epochs, "learning_rate": p.learning_rate} for p in phases]
     write_json(workdir / "environment.json", environment)
 
     if first_epoch >= train_cfg.epochs:
         raise ConfigError(f"{workdir}: backup says epoch {first_epoch} but train.epochs={train_cfg.epochs}")
-    all_callbacks = make_callbacks(train_cfg, workdir, resuming=resuming, has_validation=True)
-    all_callbacks += list(callbacks or [])
     started = time.time()
-    history = model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=train_cfg.epochs,
-        steps_per_epoch=steps,
-        callbacks=all_callbacks,
-        verbose=train_cfg.verbose,
-    )
+    history: dict[str, list] = {}
+    checkpoint = None
+    finished_best: Any = _UNSET
+    offset = 0
+    for index, phase in enumerate(phases):
+        end = offset + phase.epochs
+        backup = workdir / BACKUP_DIR if len(phases) == 1 else workdir / BACKUP_DIR / phase.name
+        finished = workdir / PHASES_DIR / f"{phase.name}.weights.h5"
+        if len(phases) > 1 and finished.exists():
+            # A phase that ended in an earlier process: its final weights and
+            # the best value so far, then the next phase.
+            model.load_weights(str(finished))
+            finished_best = json.loads(finished.with_suffix("").with_suffix(".json").read_text())["checkpoint_best"]
+            offset = end
+            continue
+        phase_first = max(offset, resumed_epoch(backup, nested=True))
+        # A phase killed after its last epoch but before it was marked finished
+        # has nothing left to train: fit then only restores its backup.
+        train_ds, steps = task.train_dataset(
+            data.splits["train"],
+            batch_size=train_cfg.batch_size,
+            seed=train_cfg.seed,
+            first_epoch=min(phase_first, end - 1),
+            epochs=end,
+        )
+        if train_cfg.steps_per_epoch:
+            steps = min(steps, train_cfg.steps_per_epoch)
+        with strategy.scope():
+            if phase.configure is not None:
+                phase.configure(model)
+            phase_train = dataclasses.replace(train_cfg, learning_rate=phase.learning_rate)
+            optimizer = make_optimizer(phase_train, total_steps=steps * phase.epochs)
+            task.compile_model(model, optimizer)
+        phase_callbacks = make_callbacks(
+            train_cfg,
+            workdir,
+            resuming=resuming or index > 0,
+            has_validation=True,
+            backup_dir=backup,
+            checkpoint=checkpoint,
+        )
+        checkpoint = next(c for c in phase_callbacks if type(c).__name__ == "ModelCheckpoint")
+        if index > 0 and finished_best is not _UNSET:
+            checkpoint.best = finished_best  # a later phase's backup state, if any, overrides it at train begin
+            finished_best = _UNSET
+        phase_history = model.fit(
+            train_ds,
+            validation_data=val_ds,
+            initial_epoch=offset,
+            epochs=end,
+            steps_per_epoch=steps,
+            callbacks=phase_callbacks + list(callbacks or []),
+            verbose=train_cfg.verbose,
+        )
+        for key, values in phase_history.history.items():
+            history.setdefault(key, []).extend(values)
+        if len(phases) > 1:
+            finished.parent.mkdir(parents=True, exist_ok=True)
+            model.save_weights(str(finished))
+            finished.with_suffix("").with_suffix(".json").write_text(json.dumps(monitor_state(checkpoint)))
+        offset = end
     environment["train_seconds"] = round(time.time() - started, 2)
     best = workdir / BEST_WEIGHTS
     if train_cfg.restore_best_weights and best.exists():
         model.load_weights(str(best))
     model.save(workdir / "model.keras")
     write_json(workdir / "environment.json", environment)
+    # Like the backup, a finished run's phase weights go, so a rerun starts afresh.
+    shutil.rmtree(workdir / PHASES_DIR, ignore_errors=True)
 
     metrics = task.evaluate(model, data.splits, config.eval.split, workdir)
     write_json(workdir / "metrics.json", metrics)
@@ -394,7 +522,7 @@ def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None) -> dic
         record = json.loads((workdir / "data.json").read_text())
         record["dicom_voi"] = voi
         write_json(workdir / "data.json", record)
-    return {"metrics": metrics, "history": history.history, "environment": environment}
+    return {"metrics": metrics, "history": history, "environment": environment}
 
 
 def _load_workdir(workdir: Path):
@@ -429,3 +557,24 @@ def caption_images(workdir: str | Path, image_paths: list[str]) -> list[dict[str
     """Runs a finished run's model on image files."""
     _, task, model = _load_workdir(Path(workdir))
     return task.caption(model, image_paths)
+
+
+def explain_images(
+    workdir: str | Path,
+    image_paths: list[str],
+    *,
+    method: str = "gradcam",
+    label: str = "",
+    top: int = 0,
+    out_dir: str | Path,
+) -> dict[str, Any]:
+    """Saliency maps of a finished run's classifier on image files (`medcap explain`)."""
+    from medcap.explanations.run import explain_files
+    from medcap.models.findings_report import load_thresholds
+
+    _, task, model = _load_workdir(Path(workdir))
+    if not hasattr(task, "label_names"):
+        raise ValueError(f"medcap explain needs an image classifier; {workdir} holds a {task.config.model.name} run")
+    return explain_files(
+        task, model, image_paths, method=method, label=label, top=top, out_dir=out_dir, thresholds=load_thresholds(task)
+    )

@@ -21,7 +21,7 @@ random backbone for a reproduction with ImageNet features.
 `build_backbone(...)` builds the `keras.applications` model with the record.
 
 Backbones are named by their `keras.applications` constructor in lower case
-(`vgg16`, `densenet121`, `efficientnetb0`); the file names, download
+(`vgg16`, `densenet121`, `resnet50`, `efficientnetb0`); the file names, download
 addresses and hashes below are the ones Keras itself uses.
 
 The architecture never depends on where the weights come from. Keras'
@@ -119,6 +119,16 @@ BACKBONES: dict[str, BackboneWeights] = {
         notop_origin=_GOOGLE + "densenet/densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
         notop_hash="30ee3e1110167f948a6b9946edeeb738",
         pixel_normalization="imagenet_torch",
+    ),
+    "resnet50": BackboneWeights(
+        constructor="ResNet50",
+        top_file="resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+        top_origin=_GOOGLE + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+        top_hash="2cb95161c43110f7111970584f804107",
+        notop_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        notop_origin=_GOOGLE + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        notop_hash="4d473c1dd8becc155b73f8504c6f6626",
+        pixel_normalization="imagenet_caffe",
     ),
     "efficientnetb0": BackboneWeights(
         constructor="EfficientNetB0",

@@ -81,7 +81,22 @@ def mtl(root: Path, train_seed: int = TRAIN_SEED, data_seed: int = DATA_SEED):
     )  # fmt: skip
 
 
-RUNS: dict[str, Callable[..., Any]] = {"model80": model80, "clip": clip, "mtl": mtl}
+def findings(root: Path, train_seed: int = TRAIN_SEED, data_seed: int = DATA_SEED):
+    """Paper 004's synthetic default (the tiny CNN on 600 synthetic
+    ChestX-ray14-format images drawn at 64 px, seven findings, 20 epochs)
+    with the prevalence baseline only (the probe is not what is asserted)."""
+    from medcap.config import load_experiment
+
+    return load_experiment(
+        "findings_chexnet",
+        overrides=[
+            f"data.data_dir={root / 'data'}", f"data.synthetic_seed={data_seed}", f"train.seed={train_seed}",
+            "train.verbose=0", "train.tensorboard=false", 'eval.label_baselines=["prevalence"]', "eval.bootstrap=0",
+        ],
+    )  # fmt: skip
+
+
+RUNS: dict[str, Callable[..., Any]] = {"model80": model80, "clip": clip, "mtl": mtl, "findings": findings}
 
 #: The key under which the spread script puts `blind_truth_f1`.
 BLIND = "blind/truth/ce/micro_f1"
@@ -112,6 +127,11 @@ MARGINS: dict[str, list[tuple[str, str]]] = {
         ("ml/f1", "baselines/prevalence/ml/f1"),
         ("oc/accuracy", "baselines/majority/oc/accuracy"),
         ("Bleu_2", "baselines/constant/Bleu_2"),
+    ],
+    "findings": [
+        ("auroc_macro", "baselines/prevalence/auroc_macro"),
+        *[(f"auroc/{name}", f"baselines/prevalence/auroc/{name}") for name in (
+            "Atelectasis", "Cardiomegaly", "Effusion", "Nodule", "Pneumothorax", "Consolidation", "Edema")],
     ],
 }
 

@@ -79,7 +79,7 @@ def test_none_and_missing_path(keras_home, tmp_path):
 
 
 def test_unknown_backbone_lists_valid_ones():
-    with pytest.raises(ValueError, match="densenet121, efficientnetb0, vgg16"):
+    with pytest.raises(ValueError, match="densenet121, efficientnetb0, resnet50, vgg16"):
         mw.resolve_weights("resnet9000", "none")
 
 

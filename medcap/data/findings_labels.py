@@ -32,6 +32,10 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
+from medcap.errors import ConfigError
+
 MASKED = -1
 UNCERTAIN_POLICIES: dict[str, int] = {"ignore": MASKED, "zeros": 0, "ones": 1}
 BLANK_POLICIES: dict[str, int] = {"ignore": MASKED, "zeros": 0}
@@ -144,6 +148,28 @@ def label_counts(splits: dict[str, list[dict[str, Any]]], names: Sequence[str]) 
                 per_label[name]["positive" if value == 1 else "negative" if value == 0 else "masked"] += 1
         counts[split] = per_label
     return counts
+
+
+def first_view(image: Any) -> str:
+    """The image path of an example (the first view of a multi-view one)."""
+    return image if isinstance(image, str) else image[0]
+
+
+def findings_matrix(examples: Sequence[dict[str, Any]], names: Sequence[str]) -> np.ndarray:
+    """(n, labels) int targets; every example must carry `findings` over `names`."""
+    names = tuple(names)
+    rows = []
+    for example in examples:
+        if "findings" not in example:
+            raise ConfigError(
+                f"example {example.get('id')!r} has no findings labels: a findings classifier needs a dataset "
+                "that gives them (chestxray14, chexpert, mimic_cxr_labels, labelled_images, or iu_xray with "
+                "data.options.findings=medcap_labeler)"
+            )
+        if tuple(example["findings_names"]) != names:
+            raise ConfigError(f"example {example.get('id')!r} names its findings {example['findings_names']}, expected {names}")
+        rows.append(example["findings"])
+    return np.asarray(rows, dtype=np.int64).reshape(-1, len(names))
 
 
 def multi_hot(present: Iterable[str], names: Sequence[str]) -> list[int]:

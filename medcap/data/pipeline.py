@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from medcap.data.augment import RadiographAugment, augment_radiograph
 from medcap.data.base import Example
 from medcap.data.images import decode_pixels
 
@@ -85,6 +86,9 @@ class ImageSpec:
     #: BGR minus mean), imagenet_torch (DenseNet: [0, 1], mean/std).
     normalization: str = "imagenet_caffe"
     augment: bool = False
+    #: With `augment`: the radiograph transform (rotation, shift, zoom) of
+    #: `medcap.data.augment` instead of the mild jitter of `augment_image`.
+    radiograph: RadiographAugment | None = None
 
 
 def read_image(path: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
@@ -178,6 +182,8 @@ class ImageFinisher:
                 views = tf.shape(image)[0]
                 seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=views)
                 image = tf.map_fn(lambda args: augment_image(args[0], args[1]), (image, seeds), fn_output_signature=tf.float32)
+            elif self.spec.radiograph is not None:
+                image = augment_radiograph(image, seed, self.spec.radiograph)
             else:
                 image = augment_image(image, seed)
         features[self.key] = normalize(image, self.spec.normalization)
