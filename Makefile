@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 export PYTHONUNBUFFERED := 1
 
 .PHONY: install test test-fast lint bench reproduce-model80 reproduce-model70 reproduce-mtl \
-	reproduce-mtl-sweep reproduce-clip clean help
+	reproduce-mtl-sweep reproduce-clip reproduce-findings reproduce-findings-ablation clean help
 
 help:
 	@echo "make test                run the whole test suite (installs .venv on first use)"
@@ -21,6 +21,8 @@ help:
 	@echo "make reproduce-mtl       paper 001 STL x3, MTL-EQ, MTL-TP (+ no ICD title) -> Tables 1-4 (results/mtl; MIMIC_DIR=)"
 	@echo "make reproduce-mtl-sweep paper 001 MTL-TP loss-weight sweep (results/mtl/sweep)"
 	@echo "make reproduce-clip      paper 002 CLIP dual encoder, Tables 1 + 3 (results/clip; IU_XRAY_DIR=, BIOBERT_DIR=)"
+	@echo "make reproduce-findings  paper 004 findings classifier: AUROC, localisation, sanity check, gallery (results/findings; CXR14_DIR=)"
+	@echo "make reproduce-findings-ablation  paper 004 transfer-learning ablation -> results/findings/ablation.md (+ report.md)"
 	@echo "make bench               ratio benchmarks in bench/"
 	@echo "make lint                ruff (also run first by make test)"
 
@@ -86,6 +88,18 @@ reproduce-clip: $(STAMP)
 	$(MEDCAP) train clip_densenet --workdir results/clip/clip_densenet $(CLIP_ARGS)
 	$(MEDCAP) train clip_densenet_baseline --workdir results/clip/clip_densenet_baseline $(CLIP_ARGS)
 	$(BIN)/python -m medcap.models.clip_report results/clip
+
+# Paper 004. CXR14_DIR: the NIH ChestX-ray14 download (Data_Entry_2017*.csv, the split lists,
+# BBox_List_2017.csv, images*/). Without it: the synthetic ChestX-ray14-format default. The run's
+# evaluation writes results/findings/report.md (AUROC beside CheXNet's, thresholds, calibration,
+# localisation against the boxes, the randomisation check) and the gallery in results/findings/explanations/.
+reproduce-findings: $(STAMP)
+	$(MEDCAP) train findings_chexnet --workdir results/findings $(if $(CXR14_DIR),--data-dir $(CXR14_DIR),)
+
+# Pretrained vs scratch, head only vs fine-tuning from two depths (medcap/models/findings_ablation.py);
+# the table goes into results/findings/report.md when reproduce-findings ran first.
+reproduce-findings-ablation: $(STAMP)
+	$(BIN)/python -m medcap.models.findings_ablation results/findings/ablation $(if $(CXR14_DIR),--data-dir $(CXR14_DIR),)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

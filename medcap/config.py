@@ -234,6 +234,10 @@ class EvalConfig:
     threshold_rule: str = "f1"
     calibration_bins: int = 10
     label_baselines: tuple[str, ...] = ("prevalence", "linear_probe")
+    #: Findings classifiers: the saliency method whose maps are measured
+    #: against boxes and randomisation (none: skip), and the gallery size.
+    explain_method: str = "gradcam"
+    gallery_size: int = 8
 
     def validate(self) -> None:
         _check(self.split in SPLITS, f"eval.split={self.split!r}: expected one of {', '.join(SPLITS)}")
@@ -245,6 +249,11 @@ class EvalConfig:
         _check(self.ce_uncertain in (0, 1), f"eval.ce_uncertain={self.ce_uncertain}: expected 0 or 1")
         _check(self.threshold_rule in ("f1", "youden"), f"eval.threshold_rule={self.threshold_rule!r}: expected f1 or youden")
         _check(self.calibration_bins >= 2, f"eval.calibration_bins={self.calibration_bins}: must be >= 2")
+        _check(
+            self.explain_method in ("none", "gradcam", "gradcam++", "scorecam", "smoothgrad", "integrated_gradients"),
+            f"eval.explain_method={self.explain_method!r}: expected none, gradcam, gradcam++, scorecam, smoothgrad or integrated_gradients",
+        )
+        _check(self.gallery_size >= 0, f"eval.gallery_size={self.gallery_size}: must be >= 0")
         for name in self.label_baselines:
             _check(
                 name in ("prevalence", "linear_probe"),

@@ -61,7 +61,8 @@ Choices the sources leave open, ours:
 Findings labels: IU X-ray ships none. `options["findings"] =
 "medcap_labeler"` labels each report with medcap's rule-based labeler
 (`medcap.evaluation.clinical`, ours, not CheXpert's; `info["findings_source"]`
-says so) into `findings` over the 14 CheXpert observations, after the
+says so) into `findings` over the 14 CheXpert observations (or
+`options["labels"]` among them), after the
 `uncertain` / `blank` policies of `medcap.data.findings_labels`.
 
 Every view a study lists is checked, also for `random_721`, which uses only
@@ -103,7 +104,13 @@ PNG_DIR = "NLMCXR_png"
 FORMATS = ("auto", "r2gen", "openi")
 VARIANTS = ("r2gen", "random_721")
 RANDOM_721 = {"train": 0.7, "val": 0.2, "test": 0.1}
-DEFAULT_OPTIONS: dict[str, Any] = {"format": "auto", "check_images": "exists", "findings": "none", **fl.DEFAULT_POLICY}
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "format": "auto",
+    "check_images": "exists",
+    "findings": "none",
+    "labels": None,
+    **fl.DEFAULT_POLICY,
+}
 #: `options["findings"]`: where finding labels come from. IU X-ray ships none.
 FINDINGS_SOURCES = ("none", "medcap_labeler")
 #: `info["source"]` of each layout.
@@ -154,6 +161,10 @@ class IUXraySource:
             raise DataError(f"unknown IU X-ray findings source {opts['findings']!r}; valid: {', '.join(FINDINGS_SOURCES)}")
         try:
             fl.check_policy(opts, self.name)
+            if opts["findings"] == "medcap_labeler":
+                from medcap.evaluation.clinical import OBSERVATIONS
+
+                fl.check_labels(opts["labels"], OBSERVATIONS, self.name)
         except ValueError as err:
             raise DataError(str(err)) from None
         source_dir = Path(source_dir)
@@ -264,7 +275,7 @@ def _add_labeler_findings(splits: dict[str, list[dict[str, Any]]], opts: dict[st
     from medcap.evaluation.clinical import OBSERVATIONS, label_report
 
     policy = fl.check_policy(opts, "iu_xray")
-    names = tuple(OBSERVATIONS)
+    names = fl.check_labels(opts["labels"], OBSERVATIONS, "iu_xray")
     for examples in splits.values():
         for example in examples:
             values = label_report(example["report"])

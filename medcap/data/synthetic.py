@@ -747,6 +747,16 @@ def truth_for(data) -> dict[str, dict[str, bool]] | None:
     return load_truth(path) if path.is_file() else None
 
 
+def truth_boxes_for(data) -> dict[str, list[dict[str, Any]]] | None:
+    """The drawn lesions' boxes of the tree a `DataConfig` reads (see
+    `truth_for`), or None when it is not a synthetic tree with boxes."""
+    path = (tree_dir(data) if data.synthetic else Path(data.source_dir)) / TRUTH_FILE
+    if not path.is_file():
+        return None
+    boxes = load_truth_boxes(path)
+    return boxes or None
+
+
 def ensure_synthetic(source, out_dir: str | Path, *, num: int, seed: int, image_size: int = DEFAULT_IMAGE_SIZE, force: bool = False) -> Path:
     """Writes `source`'s synthetic tree into `out_dir` unless a complete one is
     there. A marker written last tells a finished tree from an interrupted one

@@ -7,7 +7,7 @@ the libraries below, and what localisation and the sanity check compare).
 
     gradcam               Selvaraju et al. 2017        tf-keras-vis Gradcam
     gradcam++             Chattopadhay et al. 2018     tf-keras-vis GradcamPlusPlus
-    scorecam              Wang et al. 2020             tf-keras-vis Scorecam
+    scorecam              Wang et al. 2020             ours, batched (below)
     smoothgrad            Smilkov et al. 2017          tf-keras-vis Saliency (smooth_samples)
     integrated_gradients  Sundararajan et al. 2017     ours, batched; equal to PAIR's
 
@@ -18,6 +18,19 @@ and upsamples each map bilinearly to the input size. The score explained
 is the unit's output (a sigmoid probability: its gradient is the logit's
 times p(1 - p), a positive factor per image that per-map normalisation
 removes).
+
+Score-CAM is ours because tf-keras-vis 0.8.7's `Scorecam` weighs each
+masked input by a softmax over the model's outputs: right for one softmax
+classifier, wrong for independent sigmoid findings (the weight of a
+finding would depend on the others' probabilities). Ours weighs channel k
+by the explained finding's own probability on the image masked by the
+channel's upsampled, min-max normalised activation (Wang et al. 2020, eq.
+for C(A^k) without the constant baseline term), and the map is
+ReLU(sum_k weight_k x upsampled A^k), as the authors' code computes it. With
+`scorecam_channels` = N > 0 it keeps each image's N channels of largest
+spatial standard deviation (Faster Score-CAM's choice, per image: the
+library pools the choice over the batch, so a map would depend on its
+batch-mates).
 
 Integrated gradients are ours because PAIR's `saliency` (0.2.1) computes
 them one image at a time (`GetMask` on one input, batching only the path
@@ -89,12 +102,15 @@ class Explainer:
     def _build(self) -> Any:
         if self.method == "integrated_gradients":
             return None
+        if self.method == "scorecam":
+            import keras
+
+            return keras.Model(self.model.inputs[0], [self.model.get_layer(self.feature_layer).output, self.model.outputs[0]])
         from tf_keras_vis.gradcam import Gradcam
         from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
         from tf_keras_vis.saliency import Saliency
-        from tf_keras_vis.scorecam import Scorecam
 
-        cls = {"gradcam": Gradcam, "gradcam++": GradcamPlusPlus, "scorecam": Scorecam, "smoothgrad": Saliency}[self.method]
+        cls = {"gradcam": Gradcam, "gradcam++": GradcamPlusPlus, "smoothgrad": Saliency}[self.method]
         # clone=False: the visualisers only read the model (no activation is swapped).
         return cls(self.model, clone=False)
 
@@ -107,6 +123,8 @@ class Explainer:
         if self.method == "integrated_gradients":
             attributions = integrated_gradients(self.model, images, labels, steps=self.ig_steps)
             return normalize_maps(np.abs(attributions.sum(axis=-1)))
+        if self.method == "scorecam":
+            return normalize_maps(score_cam(self._visualiser, self.model, images, labels, channels=self.scorecam_channels))
         from tf_keras_vis.utils.scores import CategoricalScore
 
         score = CategoricalScore(labels)
@@ -114,10 +132,32 @@ class Explainer:
             maps = self._visualiser(score, images, smooth_samples=self.smooth_samples, smooth_noise=0.2, normalize_map=False)
         else:
             kwargs: dict[str, Any] = {"penultimate_layer": self.feature_layer, "seek_penultimate_conv_layer": False, "normalize_cam": False}
-            if self.method == "scorecam":
-                kwargs["max_N"] = self.scorecam_channels
             maps = self._visualiser(score, images, **kwargs)
         return normalize_maps(np.asarray(maps))
+
+
+def score_cam(maps_model, model, images: np.ndarray, labels: Sequence[int], *, channels: int = -1, batch_size: int = 64) -> np.ndarray:
+    """(n, h, w) Score-CAM maps (module docstring), every masked input of the
+    batch predicted in one `predict` call."""
+    import tensorflow as tf
+
+    activations = np.asarray(maps_model.predict(images, batch_size=batch_size, verbose=0)[0], dtype=np.float32)
+    n, _, _, total = activations.shape
+    if 0 < channels < total:
+        spread = activations.reshape(n, -1, total).std(axis=1)
+        keep = np.argsort(-spread, axis=1, kind="stable")[:, :channels]
+        activations = np.take_along_axis(activations, keep[:, None, None, :], axis=-1)
+    height, width = images.shape[1:3]
+    upsampled = tf.image.resize(activations, (height, width), method="bilinear").numpy()
+    low = upsampled.min(axis=(1, 2), keepdims=True)
+    high = upsampled.max(axis=(1, 2), keepdims=True)
+    masks = (upsampled - low) / np.where(high > low, high - low, 1.0)
+    k = masks.shape[-1]
+    # (n, k, h, w, 3): image i masked by each of its k channel masks.
+    masked = images[:, None] * np.moveaxis(masks, -1, 1)[..., None]
+    probabilities = model.predict(masked.reshape((-1, *images.shape[1:])), batch_size=batch_size, verbose=0)
+    weights = np.asarray(probabilities).reshape(n, k, -1)[np.arange(n), :, np.asarray(labels)]
+    return np.maximum(np.einsum("nhwk,nk->nhw", upsampled, weights), 0.0)
 
 
 def integrated_gradients(model, images: np.ndarray, labels: Sequence[int], *, steps: int = 32, baseline: np.ndarray | None = None) -> np.ndarray:

@@ -76,6 +76,15 @@ FEATURE_LAYERS = {
     TINY: "block3_relu",
 }
 
+#: The first layer of each backbone's last block: what the randomisation
+#: sanity check re-initialises with the head (`medcap.explanations.sanity`).
+TOP_BLOCKS = {
+    "densenet121": "conv5_block16",
+    "efficientnetb0": "block7a",
+    "resnet50": "conv5_block3",
+    TINY: "block3",
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     "chexnet": {"backbone": "densenet121", "image_size": 224, "dropout": 0.0, "encoder_weights": "imagenet"},
     "efficientnet_b0": {"backbone": "efficientnetb0", "image_size": 224, "dropout": 0.2, "encoder_weights": "imagenet"},
@@ -247,7 +256,12 @@ def build_findings_classifier(
 ) -> tuple[FindingsClassifier, WeightsRecord | None]:
     """A `FindingsClassifier` from a preset, its weights resolved per
     `encoder_weights` (default: the preset's). Returns (model, record);
-    the record is None for the tiny backbone (nothing to load)."""
+    the record is None for the tiny backbone with no weights to load.
+
+    `encoder_weights` may also name a `.keras` file of another findings
+    classifier run with the same backbone (`transfer_backbone`): its backbone
+    weights are copied, its head is not (its findings may differ), so one
+    run's training is the next one's pretraining."""
     if preset not in PRESETS:
         raise ValueError(f"unknown findings classifier preset {preset!r}; valid: {', '.join(PRESETS)}")
     args = {**PRESETS[preset], **overrides}
@@ -256,6 +270,9 @@ def build_findings_classifier(
     unknown = sorted(set(args) - {"backbone", "image_size", "dropout", "tiny_filters"})
     if unknown:
         raise ValueError(f"unknown findings classifier options {unknown}")
+    if str(policy).endswith(".keras"):
+        model = FindingsClassifier(label_names, **args)
+        return model, transfer_backbone(model, policy)
     record = None
     weights_path = None
     if args["backbone"] != TINY:
@@ -263,5 +280,26 @@ def build_findings_classifier(
 
         record = resolve_weights(args["backbone"], policy, include_top=False)
         weights_path = record.keras_weights
+    elif policy not in ("none", "auto"):
+        raise ValueError(f"the {TINY} backbone has no ImageNet weights; encoder_weights={policy!r} (use none, or a findings run's model.keras)")
     model = FindingsClassifier(label_names, weights_path=weights_path, **args)
     return model, record
+
+
+def transfer_backbone(model: FindingsClassifier, path: str) -> WeightsRecord:
+    """Copies the backbone weights of the findings classifier saved at `path`
+    into `model` (same backbone, any findings) and says so in a record."""
+    from pathlib import Path
+
+    from medcap.weights import WeightsError
+
+    source_path = Path(path).expanduser()
+    if not source_path.is_file():
+        raise WeightsError(f"weights file {source_path} does not exist; expected a findings classifier run's model.keras")
+    source = keras.saving.load_model(source_path, compile=False)
+    if not isinstance(source, FindingsClassifier) or source.backbone != model.backbone:
+        found = getattr(source, "backbone", type(source).__name__)
+        raise WeightsError(f"{source_path} holds a {found} model; this run's backbone is {model.backbone}")
+    for layer in model.backbone_layers:
+        layer.set_weights(source.get_layer(layer.name).get_weights())
+    return WeightsRecord(model.backbone, "path", True, f"backbone of {source_path.resolve()} (findings: {', '.join(source.label_names)})")

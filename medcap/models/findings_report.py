@@ -72,6 +72,10 @@ def evaluate_run(task, model, splits: dict[str, list], split: str, workdir: Path
     )
     metrics["meta/threshold_rule"] = evaluation.threshold_rule
     metrics["meta/split"] = split
+    from medcap.models.findings_explained import measure_explanations
+
+    explained, gallery = measure_explanations(task, model, splits[split], workdir)
+    metrics.update(explained)
     np.savez(
         workdir / f"predictions_{split}.npz",
         ids=np.asarray([e["id"] for e in splits[split]]),
@@ -84,7 +88,7 @@ def evaluate_run(task, model, splits: dict[str, list], split: str, workdir: Path
     )
     table = fe.reliability(targets[split], scores, evaluation.calibration_bins)
     plot = plot_reliability(table, workdir / "plots" / "reliability.png", title=f"{config.name} ({split})")
-    (workdir / "report.md").write_text(render_report(task, metrics, table, split, plot))
+    (workdir / "report.md").write_text(render_report(task, metrics, table, split, plot, gallery))
     return metrics
 
 
@@ -144,7 +148,58 @@ def _ci(metrics: dict[str, Any], key: str) -> str:
     return f" [{format_value(interval[0], 3)}, {format_value(interval[1], 3)}]"
 
 
-def render_report(task, metrics: dict[str, Any], table: dict[str, list[float]], split: str, plot: Path | None) -> str:
+def explanation_section(task, metrics: dict[str, Any], gallery: list[dict[str, Any]]) -> list[str]:
+    method = task.config.eval.explain_method
+    if method == "none":
+        return []
+    lines = [f"## Where the model looks ({method})", ""]
+    findings = [n for n in task.label_names if f"localisation/{method}/n/{n}" in metrics]
+    if findings:
+        rows = [
+            [
+                name,
+                str(int(metrics[f"localisation/{method}/n/{name}"])),
+                format_value(metrics[f"localisation/{method}/pointing_game/{name}"]),
+                format_value(metrics[f"localisation/baselines/centre/pointing_game/{name}"]),
+                format_value(metrics[f"localisation/{method}/iou/{name}"]),
+                format_value(metrics[f"localisation/baselines/uniform/iou/{name}"]),
+            ]
+            for name in findings
+        ]
+        rows.append(
+            [
+                "**all**",
+                str(int(metrics.get("localisation/pairs", 0))),
+                format_value(metrics.get(f"localisation/{method}/pointing_game")),
+                format_value(metrics.get("localisation/baselines/centre/pointing_game")),
+                format_value(metrics.get(f"localisation/{method}/iou")),
+                format_value(metrics.get("localisation/baselines/uniform/iou")),
+            ]
+        )
+        lines += markdown_table(["finding", "boxed images", "pointing game", "centre point", "IoU (map >= 0.5)", "uniform map IoU"], rows)
+        lines += ["", f"Boxes: {metrics.get('meta/localisation/boxes')}. Pointing game: the map's maximum inside a box of the finding.", ""]
+    else:
+        lines += ["No boxes for this split: localisation not measured.", ""]
+    key = f"sanity/{method}/rank_correlation"
+    if f"{key}/head" in metrics:
+        lines += ["### Model-parameter randomisation (Adebayo et al. 2018)", ""]
+        lines += markdown_table(
+            ["weights randomised", "rank correlation with the trained model's maps"],
+            [
+                ["output layer", format_value(metrics[f"{key}/head"])],
+                [f"output layer + last block (from {metrics.get(f'sanity/{method}/top_block')})", format_value(metrics[f"{key}/top_block"])],
+            ],
+        )
+        lines += ["", f"Spearman correlation over pixels, mean of {metrics.get(f'sanity/{method}/pairs')} maps; near 1 would mean the maps ignore the learnt weights.", ""]
+    if gallery:
+        lines += ["### Gallery", ""]
+        lines += [f"![{g['finding']} on {g['id']}]({g['file']})" for g in gallery] + [""]
+    return lines
+
+
+def render_report(
+    task, metrics: dict[str, Any], table: dict[str, list[float]], split: str, plot: Path | None, gallery: list[dict[str, Any]] | None = None
+) -> str:
     config = task.config
     names = task.label_names
     weights = task.weights_info
@@ -206,7 +261,8 @@ def render_report(task, metrics: dict[str, Any], table: dict[str, list[float]], 
     lines += markdown_table(["bin", "pairs", "mean probability", "positive rate"], rows)
     if plot is not None:
         lines += ["", f"![reliability diagram](plots/{plot.name})"]
-    lines += ["", "## Weights", "", f"`{json.dumps(weights)}`", ""]
+    lines += [""] + explanation_section(task, metrics, gallery or [])
+    lines += ["## Weights", "", f"`{json.dumps(weights)}`", ""]
     if config.choices:
         lines += ["## Choices (ours, where the paper is silent)", ""] + [f"- {choice}" for choice in config.choices] + [""]
     return "\n".join(lines) + "\n"

@@ -301,3 +301,30 @@ def test_imagenet_resnet50_spec_matches_keras():
     assert spec.notop_file == "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
     assert spec.pixel_normalization == "imagenet_caffe"
     assert os.path.basename(spec.notop_origin) == spec.notop_file
+
+
+def test_transfer_from_a_findings_run_copies_the_backbone_not_the_head(tmp_path):
+    source = tiny()
+    _one_step(source)
+    source.save(tmp_path / "source.keras")
+    target, record = build_findings_classifier("tiny", ("X", "Y"), image_size=32, encoder_weights=str(tmp_path / "source.keras"))
+    assert record.pretrained and "source.keras" in record.source and "Atelectasis" in record.source
+    for layer in target.backbone_layers:
+        for a, b in zip(layer.get_weights(), source.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert target.get_layer("findings").get_weights()[0].shape == (32, 2)
+    with pytest.raises(WeightsError, match="does not exist"):
+        build_findings_classifier("tiny", ("X",), image_size=32, encoder_weights=str(tmp_path / "missing.keras"))
+    with pytest.raises(ValueError, match="has no ImageNet weights"):
+        build_findings_classifier("tiny", ("X",), image_size=32, encoder_weights="imagenet")
+
+
+def test_ablation_variants_differ_only_in_initialisation_and_trainable_depth():
+    from medcap.models.findings_ablation import VARIANTS, variant_overrides
+
+    sets = {v: variant_overrides(v, pretrained="/runs/source/model.keras", backbone="densenet121", epochs=20, frozen_epochs=2) for v in VARIANTS}
+    assert sets["pretrained_head_only"] == ["model.encoder_weights=/runs/source/model.keras", "train.frozen_epochs=20"]
+    assert "train.fine_tune_from=conv5_block1" in sets["pretrained_fine_tune_top"]
+    assert "train.fine_tune_from=conv4_block1" in sets["pretrained_fine_tune_deep"]
+    assert 'train.fine_tune_from=""' in sets["pretrained_fine_tune_all"]
+    assert "model.encoder_weights=none" in sets["scratch"] and "train.frozen_epochs=0" in sets["scratch"]
