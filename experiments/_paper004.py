@@ -59,7 +59,8 @@ CHOICES = (
 
 #: The scaled-down run when no dataset is configured: the tiny CNN on 600 synthetic ChestX-ray14-format
 #: images drawn at 64 px, the seven findings the synthetic images carry, no frozen phase (its backbone
-#: is random, there is nothing to transfer).
+#: is random, there is nothing to transfer). 40 epochs: at 20 the trained network's mean AUROC (0.86)
+#: stayed below a logistic-regression probe on its untrained features (0.89); at 40 it was 0.92.
 SYNTHETIC_OVERRIDES = (
     "data.synthetic_num=600",
     "data.synthetic_image_size=64",
@@ -67,7 +68,7 @@ SYNTHETIC_OVERRIDES = (
     'data.options={"labels": ["Atelectasis", "Cardiomegaly", "Effusion", "Nodule", "Pneumothorax", "Consolidation", "Edema"]}',
     "model.preset=tiny",
     "model.encoder_weights=auto",
-    "train.epochs=20",
+    "train.epochs=40",
     "train.frozen_epochs=0",
     "train.batch_size=32",
     "train.learning_rate=0.003",

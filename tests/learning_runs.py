@@ -83,7 +83,7 @@ def mtl(root: Path, train_seed: int = TRAIN_SEED, data_seed: int = DATA_SEED):
 
 def findings(root: Path, train_seed: int = TRAIN_SEED, data_seed: int = DATA_SEED):
     """Paper 004's synthetic default (the tiny CNN on 600 synthetic
-    ChestX-ray14-format images drawn at 64 px, seven findings, 20 epochs)
+    ChestX-ray14-format images drawn at 64 px, seven findings, 40 epochs)
     with the prevalence baseline only (the probe is not what is asserted)."""
     from medcap.config import load_experiment
 

@@ -232,9 +232,11 @@ def render_report(
     rows.append(macro)
     lines += [f"## AUROC and AUPRC per finding ({split})", ""]
     lines += markdown_table(header, rows)
+    paper_labels = sum(1 for key in paper if key.startswith("auroc/"))
     lines += [
         "",
-        f"Means over the {metrics.get('labels_scored', 0)} findings with both classes in {split}. "
+        (f"Paper column: {config.table}; its mean is over its {paper_labels} findings. " if has_paper else "")
+        + f"Means over the {metrics.get('labels_scored', 0)} findings with both classes in {split}. "
         + (f"Intervals: percentile bootstrap over images, {metrics.get('bootstrap_resamples')} resamples." if metrics.get("bootstrap_resamples") else "No bootstrap (eval.bootstrap = 0)."),
         "",
     ]

@@ -1,37 +1,37 @@
-"""Paper 004's classifier learns the synthetic findings: AUROC above the prevalence baseline.
+"""Paper 004's classifier learns the synthetic findings, and its Grad-CAM maps depend on what it learnt.
 
 The run is `learning_runs.findings`: the synthetic default of
 `experiments/findings_chexnet.py` (the tiny CNN on 600 synthetic
-ChestX-ray14-format images at 64 px, seven findings, 20 epochs, about 25 s
+ChestX-ray14-format images at 64 px, seven findings, 40 epochs, about 50 s
 on two cores). The prevalence baseline scores every image with its train
 prevalence, so its AUROC is 0.5 for every finding.
 
 Spread measured over train seeds 42, 1, 2 x data seeds 0, 1 x
-TF_ENABLE_ONEDNN_OPTS 1, 0 (12 runs, 2-core AMD EPYC, 2026-12-04), as
-(AUROC - 0.5): mean, smallest, largest deviation from the mean:
+TF_ENABLE_ONEDNN_OPTS 1, 0 (12 runs, 2-core AMD EPYC, 2026-12-05), as
+mean, smallest value and largest deviation from the mean:
 
-    mean over findings  +0.343  +0.291  0.052   -> asserted >= 0.15
-    Atelectasis         +0.275  +0.228  0.048   -> asserted >= 0.10
-    Cardiomegaly        +0.366  +0.304  0.061   -> asserted >= 0.15
-    Effusion            +0.404  +0.348  0.055   -> asserted >= 0.20
-    Consolidation       +0.299  +0.252  0.046   -> asserted >= 0.12
-    Edema               +0.470  +0.402  0.068   -> asserted >= 0.25
-    Nodule              +0.280  +0.192  0.089   not asserted (mean < 3.5 x deviation)
-    Pneumothorax        +0.310  +0.138  0.172   not asserted (mean < 3 x deviation)
+    AUROC - 0.5, mean over findings   +0.416  +0.401  0.020   -> asserted >= 0.35
+    Atelectasis                       +0.373  +0.305  0.072   -> asserted >= 0.15
+    Cardiomegaly                      +0.396  +0.366  0.030   -> asserted >= 0.30
+    Effusion                          +0.487  +0.452  0.035   -> asserted >= 0.35
+    Nodule                            +0.394  +0.354  0.040   -> asserted >= 0.25
+    Pneumothorax                      +0.465  +0.431  0.034   -> asserted >= 0.35
+    Consolidation                     +0.319  +0.294  0.038   -> asserted >= 0.20
+    Edema                             +0.481  +0.445  0.036   -> asserted >= 0.35
+    pointing game - centre point,
+      Pneumothorax                    +0.866  +0.769  0.097   -> asserted >= 0.50
+    1 - rank correlation of the maps after randomising
+      the output layer and block3     +1.062  +0.892  0.182   -> asserted >= 0.50
+      the output layer only           +0.991  +0.678  0.313   -> asserted >= 0.05
 
 Each asserted margin T keeps mean - T >= 3 x the largest deviation
-(`python tests/measure_learning_spread.py --runs findings` repeats it).
-
-The same runs' randomisation sanity check (Grad-CAM, 32 boxed test pairs):
-Spearman correlation between the trained model's maps and those of a copy
-whose output layer and last block (block3) are re-initialised ranged
--0.169..+0.037 (mean -0.045, largest deviation 0.124): asserted <= 0.4.
-With the output layer alone re-initialised it ranged -0.35..+0.45, too
-spread to assert. The pointing game against the drawn lesions' boxes is
-reported, not asserted: over the 12 runs Grad-CAM's hit rate minus the
-centre point's ranged -0.145..+0.006 over all boxed findings (the centre
-lies inside every heart and perihilar-edema box), and per finding it was
-above the centre for effusion (+0.08..+0.54) but too spread to assert.
+(`python tests/measure_learning_spread.py --runs findings` repeats the
+AUROC part). Reported, not asserted (mean < 3 x deviation): the pointing
+game minus the centre point's for atelectasis +0.33 (smallest +0.18),
+consolidation +0.23 (+0.08), effusion +0.29 (+0.09), nodule +0.10 (0.00),
+pooled over those and pneumothorax +0.33 (+0.19); for cardiomegaly and
+edema the centre point lies inside every box (the heart and the perihilar
+haze are central), so no map beats it there.
 """
 
 from __future__ import annotations
@@ -45,12 +45,14 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 import learning_runs  # noqa: E402
 
 MARGINS = {
-    "auroc_macro": 0.15,
-    "auroc/Atelectasis": 0.10,
-    "auroc/Cardiomegaly": 0.15,
-    "auroc/Effusion": 0.20,
-    "auroc/Consolidation": 0.12,
-    "auroc/Edema": 0.25,
+    "auroc_macro": 0.35,
+    "auroc/Atelectasis": 0.15,
+    "auroc/Cardiomegaly": 0.30,
+    "auroc/Effusion": 0.35,
+    "auroc/Nodule": 0.25,
+    "auroc/Pneumothorax": 0.35,
+    "auroc/Consolidation": 0.20,
+    "auroc/Edema": 0.35,
 }
 
 
@@ -65,9 +67,15 @@ def test_auroc_beats_the_prevalence_baseline(metrics, key):
     assert metrics[key] - metrics[f"baselines/prevalence/{key}"] >= MARGINS[key]
 
 
-def test_maps_change_when_the_top_of_the_model_is_randomised(metrics):
+def test_gradcam_points_at_pneumothorax_better_than_the_centre(metrics):
+    hits = metrics["localisation/gradcam/pointing_game/Pneumothorax"]
+    assert hits - metrics["localisation/baselines/centre/pointing_game/Pneumothorax"] >= 0.5
+
+
+def test_maps_change_when_the_model_is_randomised(metrics):
     assert metrics["sanity/gradcam/pairs"] == 32
-    assert metrics["sanity/gradcam/rank_correlation/top_block"] <= 0.4
+    assert 1.0 - metrics["sanity/gradcam/rank_correlation/top_block"] >= 0.5
+    assert 1.0 - metrics["sanity/gradcam/rank_correlation/head"] >= 0.05
 
 
 def test_localisation_is_measured_against_every_drawn_lesion(metrics):
