@@ -194,17 +194,11 @@ def read_name_list(path: Path) -> dict[str, int]:
     return names
 
 
-class ChestXray14Source:
+class ChestXray14Source(fl.SingleImageSource):
     """Reader, validator and synthetic writer of NIH ChestX-ray14 (module docstring)."""
 
     name = "chestxray14"
     variants = VARIANTS
-    accepts_check_images = True
-    image_channels = 1
-
-    def num_views(self, variant: str = "") -> int:
-        return 1
-
     def read(
         self,
         source_dir: str | Path,
@@ -214,32 +208,24 @@ class ChestXray14Source:
         skip_invalid: bool = False,
         options: dict[str, Any] | None = None,
     ) -> ReadResult:
-        variant = variant or VARIANTS[0]
-        if variant not in VARIANTS:
-            raise DataError(f"unknown ChestX-ray14 variant {variant!r}; valid: {', '.join(VARIANTS)}")
-        opts = {**DEFAULT_OPTIONS, **(options or {})}
-        unknown = sorted(set(opts) - set(DEFAULT_OPTIONS))
-        if unknown:
-            raise DataError(f"unknown ChestX-ray14 options {unknown}; valid: {', '.join(DEFAULT_OPTIONS)}")
-        try:
-            labels = fl.check_labels(opts["labels"], fl.CHESTXRAY14_LABELS, self.name)
-            views = fl.check_views(opts["views"], self.name)
-            fl.check_policy(opts, self.name)
-        except ValueError as err:
-            raise DataError(str(err)) from None
+        settings = fl.reader_settings(
+            self.name,
+            source_dir,
+            variant=variant,
+            variants=VARIANTS,
+            options=options,
+            defaults=DEFAULT_OPTIONS,
+            available_labels=fl.CHESTXRAY14_LABELS,
+        )
+        variant, opts, labels, views, source_dir = (
+            settings.variant,
+            settings.options,
+            settings.labels,
+            settings.views,
+            settings.source_dir,
+        )
         val_fraction = float(opts["val_fraction"])
-        if not 0.0 < val_fraction < 1.0:
-            raise DataError(f"options.val_fraction={val_fraction}: expected a fraction in (0, 1)")
-        source_dir = Path(source_dir)
-        if not source_dir.is_dir():
-            raise DataError("source directory not found", file=source_dir)
-
-        skipped: list[DataError] = []
-
-        def fail(error: DataError) -> None:
-            if not skip_invalid:
-                raise error
-            skipped.append(error)
+        fail = fl.Failures(skip_invalid)
 
         entry_path = find_entry_file(source_dir, opts["entry_file"])
         files = image_index(source_dir) if opts["check_images"] != "none" else {}
@@ -290,7 +276,7 @@ class ChestXray14Source:
         truth = source_dir / synthetic.TRUTH_FILE
         if truth.is_file():
             info["truth_file"] = str(truth)
-        return ReadResult(splits=splits, skipped=skipped, info=info)
+        return ReadResult(splits=splits, skipped=fail.skipped, info=info)
 
     def _split(
         self,

@@ -87,17 +87,11 @@ def resolve_image(source_dir: Path, relative: str) -> Path:
     return source_dir / Path(*path.parts[1:])
 
 
-class CheXpertSource:
+class CheXpertSource(fl.SingleImageSource):
     """Reader, validator and synthetic writer of CheXpert (module docstring)."""
 
     name = "chexpert"
     variants = VARIANTS
-    accepts_check_images = True
-    image_channels = 1
-
-    def num_views(self, variant: str = "") -> int:
-        return 1
-
     def read(
         self,
         source_dir: str | Path,
@@ -107,39 +101,25 @@ class CheXpertSource:
         skip_invalid: bool = False,
         options: dict[str, Any] | None = None,
     ) -> ReadResult:
-        variant = variant or VARIANTS[0]
-        if variant not in VARIANTS:
-            raise DataError(f"unknown CheXpert variant {variant!r}; valid: {', '.join(VARIANTS)}")
-        opts = {**DEFAULT_OPTIONS, **(options or {})}
-        unknown = sorted(set(opts) - set(DEFAULT_OPTIONS))
-        if unknown:
-            raise DataError(f"unknown CheXpert options {unknown}; valid: {', '.join(DEFAULT_OPTIONS)}")
-        try:
-            labels = fl.check_labels(opts["labels"], fl.CHEXPERT_CSV_LABELS, self.name)
-            views = fl.check_views(opts["views"], self.name)
-            policy = fl.check_policy(opts, self.name)
-        except ValueError as err:
-            raise DataError(str(err)) from None
-        val_fraction = float(opts["val_fraction"])
-        if not 0.0 < val_fraction < 1.0:
-            raise DataError(f"options.val_fraction={val_fraction}: expected a fraction in (0, 1)")
-        source_dir = Path(source_dir)
-        if not source_dir.is_dir():
-            raise DataError("source directory not found", file=source_dir)
-        skipped: list[DataError] = []
-
-        def fail(error: DataError) -> None:
-            if not skip_invalid:
-                raise error
-            skipped.append(error)
+        settings = fl.reader_settings(
+            self.name,
+            source_dir,
+            variant=variant,
+            variants=VARIANTS,
+            options=options,
+            defaults=DEFAULT_OPTIONS,
+            available_labels=fl.CHEXPERT_CSV_LABELS,
+        )
+        variant, opts, labels, views, policy = settings.variant, settings.options, settings.labels, settings.views, settings.policy
+        source_dir, val_fraction = settings.source_dir, float(settings.options["val_fraction"])
+        fail = fl.Failures(skip_invalid)
 
         info: dict[str, Any] = {
             "dataset": self.name,
             "variant": variant,
             "findings_names": list(labels),
             "check_images": opts["check_images"],
-            "policy": {"uncertain": fl.POLICY_NAMES[policy["uncertain"]], "blank": policy["blank"]},
-            **policy,
+            **fl.policy_info(policy),
             "images_of_other_views": 0,
         }
         rows: dict[str, list[dict[str, Any]]] = {}
@@ -177,7 +157,7 @@ class CheXpertSource:
         truth = source_dir / synthetic.TRUTH_FILE
         if truth.is_file():
             info["truth_file"] = str(truth)
-        return ReadResult(splits=splits, skipped=skipped, info=info)
+        return ReadResult(splits=splits, skipped=fail.skipped, info=info)
 
     def check(self, source_dir: str | Path, *, variant: str = "", options: dict[str, Any] | None = None) -> CheckReport:
         return dio.check_by_reading(self, source_dir, variant=variant, options=options, info_counts=("images_of_other_views",))

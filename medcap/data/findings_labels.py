@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from medcap.errors import ConfigError
+from medcap.errors import ConfigError, DataError
 
 MASKED = -1
 UNCERTAIN_POLICIES: dict[str, int] = {"ignore": MASKED, "zeros": 0, "ones": 1}
@@ -148,6 +150,83 @@ def label_counts(splits: dict[str, list[dict[str, Any]]], names: Sequence[str]) 
                 per_label[name]["positive" if value == 1 else "negative" if value == 0 else "masked"] += 1
         counts[split] = per_label
     return counts
+
+
+class SingleImageSource:
+    """What the findings readers share of the `DatasetSource` protocol: one
+    gray image per example, image checks configurable."""
+
+    accepts_check_images = True
+    image_channels = 1
+
+    def num_views(self, variant: str = "") -> int:
+        return 1
+
+
+@dataclass
+class ReaderSettings:
+    """A findings reader's validated arguments (`reader_settings`)."""
+
+    variant: str
+    options: dict[str, Any]
+    labels: tuple[str, ...]
+    views: tuple[str, ...] | None
+    policy: dict[str, str]
+    source_dir: Path
+
+
+def reader_settings(
+    dataset: str,
+    source_dir: str | Path,
+    *,
+    variant: str,
+    variants: Sequence[str],
+    options: dict[str, Any] | None,
+    defaults: dict[str, Any],
+    available_labels: Sequence[str] | None,
+) -> ReaderSettings:
+    """The checks every findings reader starts with: the variant, unknown
+    options, `labels` among `available_labels` (None: checked later, when the
+    labels are known), `views`, the label policies, `val_fraction` when
+    the reader has one, and the source directory. Raises DataError."""
+    variant = variant or variants[0]
+    if variant not in variants:
+        raise DataError(f"unknown {dataset} variant {variant!r}; valid: {', '.join(variants)}")
+    merged = {**defaults, **(options or {})}
+    unknown = sorted(set(merged) - set(defaults))
+    if unknown:
+        raise DataError(f"unknown {dataset} options {unknown}; valid: {', '.join(defaults)}")
+    try:
+        labels = check_labels(merged["labels"], available_labels, dataset) if available_labels is not None else ()
+        views = check_views(merged.get("views", "all"), dataset)
+        policy = check_policy(merged, dataset)
+    except ValueError as err:
+        raise DataError(str(err)) from None
+    if "val_fraction" in merged and not 0.0 < float(merged["val_fraction"]) < 1.0:
+        raise DataError(f"options.val_fraction={merged['val_fraction']}: expected a fraction in (0, 1)")
+    path = Path(source_dir)
+    if not path.is_dir():
+        raise DataError("source directory not found", file=path)
+    return ReaderSettings(variant, merged, labels, views, policy, path)
+
+
+class Failures:
+    """Raises a record's DataError, or with `skip_invalid` keeps it for
+    `ReadResult.skipped` (the reader's `fail`)."""
+
+    def __init__(self, skip_invalid: bool):
+        self.skip_invalid = skip_invalid
+        self.skipped: list[DataError] = []
+
+    def __call__(self, error: DataError) -> None:
+        if not self.skip_invalid:
+            raise error
+        self.skipped.append(error)
+
+
+def policy_info(policy: dict[str, str]) -> dict[str, Any]:
+    """The `info` entries that say which label policies a read applied."""
+    return {"policy": {"uncertain": POLICY_NAMES[policy["uncertain"]], "blank": policy["blank"]}, **policy}
 
 
 def first_view(image: Any) -> str:

@@ -284,7 +284,7 @@ def _add_labeler_findings(splits: dict[str, list[dict[str, Any]]], opts: dict[st
     return {
         "findings_source": "medcap's rule-based CheXpert-14 labeler on the report (ours, not the CheXpert labeler)",
         "findings_names": list(names),
-        "policy": {"uncertain": fl.POLICY_NAMES[policy["uncertain"]], "blank": policy["blank"]},
+        **fl.policy_info(policy),
         "label_counts": fl.label_counts(splits, names),
     }
 

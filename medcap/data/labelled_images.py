@@ -77,17 +77,11 @@ def parse_label(value: str) -> float:
     return number
 
 
-class LabelledImagesSource:
+class LabelledImagesSource(fl.SingleImageSource):
     """Reader and synthetic writer of a labelled image folder (module docstring)."""
 
     name = "labelled_images"
     variants = VARIANTS
-    accepts_check_images = True
-    image_channels = 1
-
-    def num_views(self, variant: str = "") -> int:
-        return 1
-
     def read(
         self,
         source_dir: str | Path,
@@ -97,16 +91,16 @@ class LabelledImagesSource:
         skip_invalid: bool = False,
         options: dict[str, Any] | None = None,
     ) -> ReadResult:
-        variant = variant or VARIANTS[0]
-        if variant not in VARIANTS:
-            raise DataError(f"unknown {self.name} variant {variant!r}; valid: {', '.join(VARIANTS)}")
-        opts = {**DEFAULT_OPTIONS, **(options or {})}
-        unknown = sorted(set(opts) - set(DEFAULT_OPTIONS))
-        if unknown:
-            raise DataError(f"unknown {self.name} options {unknown}; valid: {', '.join(DEFAULT_OPTIONS)}")
-        source_dir = Path(source_dir)
-        if not source_dir.is_dir():
-            raise DataError("source directory not found", file=source_dir)
+        settings = fl.reader_settings(
+            self.name,
+            source_dir,
+            variant=variant,
+            variants=VARIANTS,
+            options=options,
+            defaults=DEFAULT_OPTIONS,
+            available_labels=None,
+        )
+        variant, opts, views, policy, source_dir = settings.variant, settings.options, settings.views, settings.policy, settings.source_dir
         path = source_dir / opts["labels_file"]
         if not path.is_file():
             raise DataError("missing file: the labels CSV (module docstring of medcap.data.labelled_images)", file=path)
@@ -118,16 +112,9 @@ class LabelledImagesSource:
             raise DataError("no label columns: every column but image, patient_id, split and view is a label", file=path, record="line 1")
         try:
             labels = fl.check_labels(opts["labels"], available, self.name)
-            views = fl.check_views(opts["views"], self.name)
-            policy = fl.check_policy(opts, self.name)
         except ValueError as err:
             raise DataError(str(err)) from None
-        skipped: list[DataError] = []
-
-        def fail(error: DataError) -> None:
-            if not skip_invalid:
-                raise error
-            skipped.append(error)
+        fail = fl.Failures(skip_invalid)
 
         optional = [name for name in ("patient_id", "split", "view") if name in header]
         examples: list[dict[str, Any]] = []
@@ -177,8 +164,7 @@ class LabelledImagesSource:
             "variant": variant,
             "labels_file": str(path),
             "findings_names": list(labels),
-            "policy": {"uncertain": fl.POLICY_NAMES[policy["uncertain"]], "blank": policy["blank"]},
-            **policy,
+            **fl.policy_info(policy),
             "images_of_other_views": other_views,
         }
         if "split" in header:
@@ -195,7 +181,7 @@ class LabelledImagesSource:
         truth = source_dir / synthetic.TRUTH_FILE
         if truth.is_file():
             info["truth_file"] = str(truth)
-        return ReadResult(splits=splits, skipped=skipped, info=info)
+        return ReadResult(splits=splits, skipped=fail.skipped, info=info)
 
     def check(self, source_dir: str | Path, *, variant: str = "", options: dict[str, Any] | None = None) -> CheckReport:
         return dio.check_by_reading(self, source_dir, variant=variant, options=options, info_counts=("images_of_other_views",))

@@ -67,7 +67,8 @@ def variant_overrides(variant: str, *, pretrained: str, backbone: str, epochs: i
     top, deep = FINE_TUNE_DEPTHS[backbone]
     if variant == "scratch":
         return ["model.encoder_weights=none", "train.frozen_epochs=0", 'train.fine_tune_from=""', "model.options.freeze_batchnorm=false"]
-    common = [f"model.encoder_weights={pretrained}"]
+    # train.epochs first: each --set list is validated as it is applied.
+    common = [f"model.encoder_weights={pretrained}", f"train.epochs={epochs}"]
     if variant == "pretrained_head_only":
         return [*common, f"train.frozen_epochs={epochs}"]
     start = {"pretrained_fine_tune_top": top, "pretrained_fine_tune_deep": deep, "pretrained_fine_tune_all": '""'}[variant]

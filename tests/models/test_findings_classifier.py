@@ -323,7 +323,11 @@ def test_ablation_variants_differ_only_in_initialisation_and_trainable_depth():
     from medcap.models.findings_ablation import VARIANTS, variant_overrides
 
     sets = {v: variant_overrides(v, pretrained="/runs/source/model.keras", backbone="densenet121", epochs=20, frozen_epochs=2) for v in VARIANTS}
-    assert sets["pretrained_head_only"] == ["model.encoder_weights=/runs/source/model.keras", "train.frozen_epochs=20"]
+    assert sets["pretrained_head_only"] == [
+        "model.encoder_weights=/runs/source/model.keras",
+        "train.epochs=20",
+        "train.frozen_epochs=20",
+    ]
     assert "train.fine_tune_from=conv5_block1" in sets["pretrained_fine_tune_top"]
     assert "train.fine_tune_from=conv4_block1" in sets["pretrained_fine_tune_deep"]
     assert 'train.fine_tune_from=""' in sets["pretrained_fine_tune_all"]

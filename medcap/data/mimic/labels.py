@@ -57,17 +57,11 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 EXCLUSIONS = ("images_of_other_views", "images_without_labels", "images_without_split")
 
 
-class MimicCxrLabelsSource:
+class MimicCxrLabelsSource(fl.SingleImageSource):
     """Reader of MIMIC-CXR-JPG images with CheXpert labels (module docstring)."""
 
     name = "mimic_cxr_labels"
     variants = VARIANTS
-    accepts_check_images = True
-    image_channels = 1
-
-    def num_views(self, variant: str = "") -> int:
-        return 1
-
     def read(
         self,
         source_dir: str | Path,
@@ -77,22 +71,17 @@ class MimicCxrLabelsSource:
         skip_invalid: bool = False,
         options: dict[str, Any] | None = None,
     ) -> ReadResult:
-        variant = variant or VARIANTS[0]
-        if variant not in VARIANTS:
-            raise DataError(f"unknown {self.name} variant {variant!r}; valid: {', '.join(VARIANTS)}")
-        opts = {**DEFAULT_OPTIONS, **(options or {})}
-        unknown = sorted(set(opts) - set(DEFAULT_OPTIONS))
-        if unknown:
-            raise DataError(f"unknown {self.name} options {unknown}; valid: {', '.join(DEFAULT_OPTIONS)}")
-        try:
-            labels = fl.check_labels(opts["labels"], CHEXPERT_LABELS, self.name)
-            views = fl.check_views(opts["views"], self.name)
-            policy = fl.check_policy(opts, self.name)
-        except ValueError as err:
-            raise DataError(str(err)) from None
-        source_dir = Path(source_dir)
-        if not source_dir.is_dir():
-            raise DataError("source directory not found", file=source_dir)
+        settings = fl.reader_settings(
+            self.name,
+            source_dir,
+            variant=variant,
+            variants=VARIANTS,
+            options=options,
+            defaults=DEFAULT_OPTIONS,
+            available_labels=CHEXPERT_LABELS,
+        )
+        variant, opts, labels, views, policy = settings.variant, settings.options, settings.labels, settings.views, settings.policy
+        source_dir = settings.source_dir
         errors = _Errors(skip_invalid)
         reader = _Reader(
             source_dir,
@@ -141,8 +130,7 @@ class MimicCxrLabelsSource:
             "variant": variant,
             "split": "official (mimic-cxr-2.0.0-split)",
             "findings_names": list(labels),
-            "policy": {"uncertain": fl.POLICY_NAMES[policy["uncertain"]], "blank": policy["blank"]},
-            **policy,
+            **fl.policy_info(policy),
             **counts,
             "label_counts": fl.label_counts(splits, labels),
         }
