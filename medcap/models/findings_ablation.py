@@ -66,16 +66,21 @@ TARGET_OVERRIDES = ("data.synthetic_num=300",)
 def variant_overrides(variant: str, *, pretrained: str, backbone: str, epochs: int, frozen_epochs: int) -> list[str]:
     top, deep = FINE_TUNE_DEPTHS[backbone]
     if variant == "scratch":
-        return ["model.encoder_weights=none", "train.frozen_epochs=0", 'train.fine_tune_from=""', "model.options.freeze_batchnorm=false"]
+        return ["model.encoder_weights=none", "train.frozen_epochs=0", "train.fine_tune_from=", "model.options.freeze_batchnorm=false"]
     # train.epochs first: each --set list is validated as it is applied.
     common = [f"model.encoder_weights={pretrained}", f"train.epochs={epochs}"]
     if variant == "pretrained_head_only":
         return [*common, f"train.frozen_epochs={epochs}"]
-    start = {"pretrained_fine_tune_top": top, "pretrained_fine_tune_deep": deep, "pretrained_fine_tune_all": '""'}[variant]
+    start = {"pretrained_fine_tune_top": top, "pretrained_fine_tune_deep": deep, "pretrained_fine_tune_all": ""}[variant]
     return [*common, f"train.frozen_epochs={frozen_epochs}", f"train.fine_tune_from={start}"]
 
 
 def train(workdir: Path, overrides: list[str], data_dir: str | None) -> dict[str, Any]:
+    """Trains one variant, or reads its metrics when an earlier call finished it
+    with the same overrides (so an interrupted ablation resumes)."""
+    done = workdir / "ablation_overrides.json"
+    if done.is_file() and json.loads(done.read_text()) == overrides and (workdir / "metrics.json").is_file():
+        return json.loads((workdir / "metrics.json").read_text())
     command = [sys.executable, "-m", "medcap.cli", "train", EXPERIMENT, "--workdir", str(workdir)]
     if data_dir:
         command += ["--data-dir", data_dir]
@@ -83,6 +88,7 @@ def train(workdir: Path, overrides: list[str], data_dir: str | None) -> dict[str
         command += ["--set", item]
     print("$", " ".join(command), flush=True)
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    done.write_text(json.dumps(overrides))
     return json.loads((workdir / "metrics.json").read_text())
 
 

@@ -330,5 +330,5 @@ def test_ablation_variants_differ_only_in_initialisation_and_trainable_depth():
     ]
     assert "train.fine_tune_from=conv5_block1" in sets["pretrained_fine_tune_top"]
     assert "train.fine_tune_from=conv4_block1" in sets["pretrained_fine_tune_deep"]
-    assert 'train.fine_tune_from=""' in sets["pretrained_fine_tune_all"]
+    assert "train.fine_tune_from=" in sets["pretrained_fine_tune_all"]
     assert "model.encoder_weights=none" in sets["scratch"] and "train.frozen_epochs=0" in sets["scratch"]
