@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,11 +77,19 @@ def variant_overrides(variant: str, *, pretrained: str, backbone: str, epochs: i
 
 
 def train(workdir: Path, overrides: list[str], data_dir: str | None) -> dict[str, Any]:
-    """Trains one variant, or reads its metrics when an earlier call finished it
-    with the same overrides (so an interrupted ablation resumes)."""
-    done = workdir / "ablation_overrides.json"
-    if done.is_file() and json.loads(done.read_text()) == overrides and (workdir / "metrics.json").is_file():
+    """Trains one variant into its workdir. `ablation_overrides.json` records
+    the overrides a workdir was started with: a finished run with the same
+    ones is read, not retrained; an unfinished one resumes; a workdir started
+    with other overrides is the ablation's own stale run and is removed."""
+    intent = workdir / "ablation_overrides.json"
+    same = intent.is_file() and json.loads(intent.read_text()) == overrides
+    if same and (workdir / "metrics.json").is_file():
         return json.loads((workdir / "metrics.json").read_text())
+    if workdir.exists() and not same:
+        print(f"removing {workdir}: started with other settings", flush=True)
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    intent.write_text(json.dumps(overrides))
     command = [sys.executable, "-m", "medcap.cli", "train", EXPERIMENT, "--workdir", str(workdir)]
     if data_dir:
         command += ["--data-dir", data_dir]
@@ -88,7 +97,6 @@ def train(workdir: Path, overrides: list[str], data_dir: str | None) -> dict[str
         command += ["--set", item]
     print("$", " ".join(command), flush=True)
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    done.write_text(json.dumps(overrides))
     return json.loads((workdir / "metrics.json").read_text())
 
 
