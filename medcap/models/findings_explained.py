@@ -65,7 +65,8 @@ def measure_explanations(task, model, examples: list[dict], workdir: Path) -> tu
             if mine:
                 pairs.append((index, j, mine))
     size = tuple(config.data.image_size)
-    needed = sorted({i for i, _, _ in pairs} | set(range(min(len(examples), SANITY_PAIRS))))
+    # Without boxes the sanity check explains the first test images' top finding instead.
+    needed = sorted({i for i, _, _ in pairs}) if pairs else list(range(min(len(examples), SANITY_PAIRS)))
     decoded = {i: read_image(tf.constant(first_view(examples[i]["image"])), size).numpy() for i in needed}
     explainer = Explainer(model, method, feature_layer=model.feature_layer)
     batch = config.train.batch_size
