@@ -32,6 +32,11 @@ Presets (`PRESETS`):
 * `efficientnet_b0`: EfficientNetB0, 224 px, dropout 0.2 (EfficientNet's own
   top dropout).
 * `resnet50`: ResNet50, 224 px, no dropout.
+* `vit_b16`: keras-hub's ViT-B/16 at 224 px (`medcap.models.vit_backbone`:
+  its layers called one by one, the patch tokens reshaped to a map), for
+  paper 003's "CNN or Vision Transformer"; fine-tune from
+  `transformer_block_K`.
+* `tiny_vit`: a two-block ViT at 32 px, randomly initialised: tests.
 * `tiny`: a three-block CNN (conv 3x3, batch norm, ReLU, max-pool; 8/16/32
   filters) at 64 px, randomly initialised: tests and the synthetic default.
 
@@ -62,10 +67,12 @@ from typing import Any
 import keras
 
 from medcap.layers.preprocessing import PixelNormalization
+from medcap.models import vit_backbone
 from medcap.weights import WeightsRecord, backbone_spec, build_backbone
 
 TINY = "tiny_cnn"
-BACKBONES = ("densenet121", "efficientnetb0", "resnet50", TINY)
+VIT = "vit"
+BACKBONES = ("densenet121", "efficientnetb0", "resnet50", VIT, TINY)
 PHASES = ("head", "fine_tune", "all")
 HEAD_LAYERS = ("head_pool", "head_dropout", "findings")
 #: The last layer of each backbone: the feature maps Grad-CAM explains.
@@ -73,11 +80,13 @@ FEATURE_LAYERS = {
     "densenet121": "relu",
     "efficientnetb0": "top_activation",
     "resnet50": "conv5_block3_out",
+    VIT: vit_backbone.FEATURE_LAYER,
     TINY: "block3_relu",
 }
 
 #: The first layer of each backbone's last block: what the randomisation
-#: sanity check re-initialises with the head (`medcap.explanations.sanity`).
+#: sanity check re-initialises with the head (`medcap.explanations.sanity`);
+#: a ViT's is its last transformer block (`FindingsClassifier.top_block`).
 TOP_BLOCKS = {
     "densenet121": "conv5_block16",
     "efficientnetb0": "block7a",
@@ -89,6 +98,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "chexnet": {"backbone": "densenet121", "image_size": 224, "dropout": 0.0, "encoder_weights": "imagenet"},
     "efficientnet_b0": {"backbone": "efficientnetb0", "image_size": 224, "dropout": 0.2, "encoder_weights": "imagenet"},
     "resnet50": {"backbone": "resnet50", "image_size": 224, "dropout": 0.0, "encoder_weights": "imagenet"},
+    "vit_b16": {"backbone": VIT, "image_size": 224, "dropout": 0.0, "encoder_weights": "imagenet", "vit": vit_backbone.VIT_B16},
+    "tiny_vit": {
+        "backbone": VIT,
+        "image_size": 32,
+        "dropout": 0.0,
+        "encoder_weights": "none",
+        "vit": {"patch_size": 8, "num_layers": 2, "num_heads": 2, "hidden_dim": 16, "mlp_dim": 32},
+    },
     "tiny": {"backbone": TINY, "image_size": 64, "dropout": 0.0, "encoder_weights": "none", "tiny_filters": (8, 16, 32)},
 }
 
@@ -117,6 +134,8 @@ class FindingsClassifier(keras.Model):
             None for random initialisation. Not kept in `get_config`: a saved
             model carries its own weights.
         tiny_filters: widths of the `tiny_cnn` blocks.
+        vit: the ViT's architecture (`vit_backbone.check_vit_config`), for
+            backbone "vit"; `weights_path` is then a keras-hub preset directory.
         frozen_layers: names of layers built non-trainable (`set_phase`
             records them through `get_config`).
 
@@ -132,6 +151,7 @@ class FindingsClassifier(keras.Model):
         dropout: float = 0.0,
         weights_path: str | None = None,
         tiny_filters: Sequence[int] = (8, 16, 32),
+        vit: dict[str, Any] | None = None,
         frozen_layers: Sequence[str] = (),
         **kwargs,
     ):
@@ -141,9 +161,15 @@ class FindingsClassifier(keras.Model):
             raise ValueError("label_names must name at least one finding")
         label_names = tuple(str(n) for n in label_names)
         inputs = keras.Input((image_size, image_size, 3), name="image")
+        if (backbone == VIT) != (vit is not None):
+            raise ValueError(f"backbone={backbone!r}: the vit options go with backbone {VIT!r} and only with it")
         if backbone == TINY:
             normalized = PixelNormalization("unit", name="pixel_normalization")(inputs)
             features = _tiny_backbone(normalized, tiny_filters)
+        elif backbone == VIT:
+            vit = vit_backbone.check_vit_config(vit, image_size)
+            normalized = PixelNormalization(vit_backbone.PIXEL_NORMALIZATION, name="pixel_normalization")(inputs)
+            features = vit_backbone.vit_features(normalized, image_size, vit)
         else:
             mode = backbone_spec(backbone).pixel_normalization
             normalized = PixelNormalization(mode, name="pixel_normalization")(inputs)
@@ -164,7 +190,10 @@ class FindingsClassifier(keras.Model):
         pooled = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
         outputs = keras.layers.Dense(len(label_names), activation="sigmoid", dtype="float32", name="findings")(pooled)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-        if backbone != TINY:
+        if backbone == VIT:
+            if weights_path:
+                vit_backbone.load_vit_weights(self, weights_path, image_size, vit)
+        elif backbone != TINY:
             for fresh, original in copies:
                 if original.weights:
                     fresh.set_weights(original.get_weights())
@@ -174,9 +203,15 @@ class FindingsClassifier(keras.Model):
         self.dropout = float(dropout)
         self.weights_path = weights_path
         self.tiny_filters = tuple(int(f) for f in tiny_filters)
+        self.vit = vit
         self.feature_layer = FEATURE_LAYERS[backbone]
         for name in frozen_layers:
             self.get_layer(name).trainable = False
+
+    @property
+    def top_block(self) -> str:
+        """The first layer of the backbone's last block (`TOP_BLOCKS`)."""
+        return vit_backbone.top_block(self.vit) if self.backbone == VIT else TOP_BLOCKS[self.backbone]
 
     def maps_and_outputs(self) -> keras.Model:
         """A model from the same input to (feature maps of `feature_layer`,
@@ -201,6 +236,7 @@ class FindingsClassifier(keras.Model):
             "dropout": self.dropout,
             "weights_path": None,
             "tiny_filters": list(self.tiny_filters),
+            "vit": dict(self.vit) if self.vit is not None else None,
             # The transfer-learning phase's frozen layers, so a saved model reloads
             # with the trainable weights (and optimizer variables) it was saved with.
             "frozen_layers": [layer.name for layer in self.layers if layer.weights and not layer.trainable],
@@ -267,7 +303,7 @@ def build_findings_classifier(
     args = {**PRESETS[preset], **overrides}
     policy = encoder_weights or args.pop("encoder_weights")
     args.pop("encoder_weights", None)
-    unknown = sorted(set(args) - {"backbone", "image_size", "dropout", "tiny_filters"})
+    unknown = sorted(set(args) - {"backbone", "image_size", "dropout", "tiny_filters", "vit"})
     if unknown:
         raise ValueError(f"unknown findings classifier options {unknown}")
     if str(policy).endswith(".keras"):
@@ -275,7 +311,10 @@ def build_findings_classifier(
         return model, transfer_backbone(model, policy)
     record = None
     weights_path = None
-    if args["backbone"] != TINY:
+    if args["backbone"] == VIT:
+        record = vit_backbone.resolve_vit_weights(policy)
+        weights_path = record.keras_weights
+    elif args["backbone"] != TINY:
         from medcap.weights import resolve_weights
 
         record = resolve_weights(args["backbone"], policy, include_top=False)

@@ -26,7 +26,7 @@ from medcap.evaluation.localisation import localisation_scores
 from medcap.explanations.methods import Explainer, peaks
 from medcap.explanations.overlays import draw_overlay, safe_name
 from medcap.explanations.sanity import randomisation_test
-from medcap.models.findings_classifier import HEAD_LAYERS, TOP_BLOCKS
+from medcap.models.findings_classifier import HEAD_LAYERS
 
 SANITY_PAIRS = 32
 GALLERY_DIR = "explanations"
@@ -96,7 +96,7 @@ def measure_explanations(task, model, examples: list[dict], workdir: Path) -> tu
             method=method,
             feature_layer=model.feature_layer,
             head_layers=[name for name in HEAD_LAYERS if model.get_layer(name).weights],
-            top_block=TOP_BLOCKS[model.backbone],
+            top_block=model.top_block,
             # Not the training seed: that would redraw the model's own initial weights.
             seed=config.train.seed + 1,
             batch_size=batch,
