@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 export PYTHONUNBUFFERED := 1
 
 .PHONY: install test test-fast lint bench reproduce-model80 reproduce-model70 reproduce-mtl \
-	reproduce-mtl-sweep reproduce-clip reproduce-findings reproduce-findings-ablation clean help
+	reproduce-mtl-sweep reproduce-clip reproduce-findings reproduce-findings-ablation reproduce-findings-report clean help
 
 help:
 	@echo "make test                run the whole test suite (installs .venv on first use)"
@@ -23,6 +23,7 @@ help:
 	@echo "make reproduce-clip      paper 002 CLIP dual encoder, Tables 1 + 3 (results/clip; IU_XRAY_DIR=, BIOBERT_DIR=)"
 	@echo "make reproduce-findings  paper 004 findings classifier: AUROC, localisation, sanity check, gallery (results/findings; CXR14_DIR=)"
 	@echo "make reproduce-findings-ablation  paper 004 transfer-learning ablation -> results/findings/ablation.md (+ report.md)"
+	@echo "make reproduce-findings-report  paper 003 findings -> structured description -> template report (results/findings_report; IU_XRAY_DIR=)"
 	@echo "make bench               ratio benchmarks in bench/"
 	@echo "make lint                ruff (also run first by make test)"
 
@@ -100,6 +101,13 @@ reproduce-findings: $(STAMP)
 # the table goes into results/findings/report.md when reproduce-findings ran first.
 reproduce-findings-ablation: $(STAMP)
 	$(BIN)/python -m medcap.models.findings_ablation results/findings/ablation $(if $(CXR14_DIR),--data-dir $(CXR14_DIR),)
+
+# Paper 003 with the template writer. IU_XRAY_DIR: the IU X-ray download (R2Gen's annotation.json and
+# images/, or the OpenI XML + PNG release). Without it: a synthetic IU X-ray-format tree. Writes
+# results/findings_report/report.md (text metrics, clinical efficacy, faithfulness, baselines),
+# samples.md, review.csv, and the classifier's own report in results/findings_report/classifier/.
+reproduce-findings-report: $(STAMP)
+	$(MEDCAP) train findings_report_template --workdir results/findings_report $(if $(IU_XRAY_DIR),--data-dir $(IU_XRAY_DIR),)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

@@ -109,6 +109,29 @@ def _cmd_caption(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from medcap import training
+
+    for path in args.images:
+        if not Path(path).is_file():
+            raise CommandError(f"{path}: no such image file")
+    outputs = training.caption_images(Path(args.workdir), [str(p) for p in args.images])
+    if outputs and "description" not in outputs[0]:
+        raise CommandError(f"medcap report needs a findings-to-report run (model findings_to_report); {args.workdir} holds another system: use medcap caption")
+    for path, output in zip(args.images, outputs):
+        if args.json:
+            print(json.dumps({"image": str(path), "description": output["description"], "report": output["report"]}))
+            continue
+        print(f"== {path}")
+        print("structured findings (JSON):")
+        print(json.dumps(output["description"], indent=1))
+        print("structured findings (text):")
+        print(output["description_text"])
+        print("report:")
+        print(output["report"])
+    return 0
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     from medcap import training
 
@@ -151,6 +174,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", help="PNG or JPEG files")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.set_defaults(handler=_cmd_caption)
+
+    p = subparsers.add_parser("report", help="structured findings and a written report per image (findings-to-report runs)")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, DICOM)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.set_defaults(handler=_cmd_report)
 
     from medcap.explanations.methods import METHODS
 

@@ -94,6 +94,7 @@ TASK_MODULES: tuple[str, ...] = (
     "medcap.models.mtl_task",  # paper 001: cross-modal multi-task transformer
     "medcap.models.clip_task",  # paper 002: CLIP-style dual encoder
     "medcap.models.findings_task",  # paper 004: transfer-learning findings classifier
+    "medcap.models.findings_to_report_task",  # paper 003: findings -> structured description -> report
 )
 
 

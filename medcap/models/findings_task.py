@@ -70,11 +70,13 @@ class FindingsTask(Task):
     """Feeds `FindingsClassifier` (module docstring)."""
 
     input_keys = ("image", "findings")
+    #: `model.options` this task reads itself; every other key overrides the preset.
+    task_options: dict[str, Any] = TASK_OPTIONS
 
     def __init__(self, config: ExperimentConfig):
         super().__init__(config)
         options = dict(config.model.options)
-        self.options = {key: options.pop(key, default) for key, default in TASK_OPTIONS.items()}
+        self.options = {key: options.pop(key, default) for key, default in self.task_options.items()}
         self.overrides = options
         if config.model.preset not in PRESETS:
             raise ConfigError(f"model.preset={config.model.preset!r}: expected one of {', '.join(PRESETS)}")

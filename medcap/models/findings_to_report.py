@@ -1,0 +1,218 @@
+"""Paper 003's run: classify, describe, write, score. What `findings_to_report_task` calls.
+
+For the evaluated split, in the workdir:
+
+    classifier/                  the findings classifier's own evaluation (its report.md,
+                                 predictions, explanations): paper 004's run, stage 1
+    thresholds.json              the classifier's validation-chosen thresholds
+    sentence_bank.json           the template writer's sentences (train split only)
+    descriptions_<split>.jsonl   one structured description per study
+    reports_<split>.jsonl        id, written report, reference, writer extras
+    samples.md                   the first studies: findings block, report, reference
+    review.csv                   a rating sheet for radiologists (the proposal plans
+                                 expert review): study, image, findings, report, empty scores
+    report.md                    text metrics, clinical efficacy, faithfulness, baselines
+
+Scoring goes through the shared evaluator (`evaluate_texts`: BLEU-1..4,
+METEOR, ROUGE-L, CIDEr, clinical efficacy with the `constant` and
+`random_train` baselines) against `report_clean`, the reference every
+system on the dataset is scored against, plus `faithfulness/...`
+(`medcap.evaluation.faithfulness`). The classifier's metrics come along
+under `classifier/...`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medcap.data import synthetic
+from medcap.data.findings_labels import first_view
+from medcap.reporting.description import CertaintyBands, StudyDescription, describe
+
+CLASSIFIER_DIR = "classifier"
+BANK_FILE = "sentence_bank.json"
+SAMPLES = 20
+REVIEW_COLUMNS = ("study_id", "image", "structured_findings", "report", "reference", "accuracy_1to5", "completeness_1to5", "clinically_acceptable_yes_no", "comments")
+CE_KEYS = ("ce/micro_f1", "ce/micro_precision", "ce/micro_recall", "ce/macro_f1")
+TEXT_KEYS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
+FAITHFULNESS_KEYS = (
+    "faithfulness/precision",
+    "faithfulness/recall",
+    "faithfulness/f1",
+    "faithfulness/state_agreement",
+    "faithfulness/hallucinated",
+    "faithfulness/omitted",
+    "faithfulness/unchecked",
+)
+
+
+def load_images(task, paths: list[str]) -> np.ndarray:
+    import tensorflow as tf
+
+    from medcap.data.pipeline import read_image
+
+    size = tuple(task.config.data.image_size)
+    return np.stack([read_image(tf.constant(first_view(str(p))), size).numpy() for p in paths]).astype("float32")
+
+
+def map_peaks(task, model, images: np.ndarray, probabilities: np.ndarray, thresholds: list[float]) -> list[dict[str, tuple[float, float]]]:
+    """For each image, finding -> (x, y) of its explanation map's peak, for
+    the findings at or above their threshold; one batched pass per 32 pairs."""
+    from medcap.explanations.methods import Explainer, peaks
+
+    method = task.options["explain_method"]
+    out: list[dict[str, tuple[float, float]]] = [{} for _ in range(len(images))]
+    if method == "none":
+        return out
+    pairs = [(i, j) for i in range(len(images)) for j, t in enumerate(thresholds) if probabilities[i, j] >= t]
+    explainer = Explainer(model, method, feature_layer=model.feature_layer)
+    for start in range(0, len(pairs), 32):
+        chunk = pairs[start : start + 32]
+        maps = explainer(images[[i for i, _ in chunk]], [j for _, j in chunk])
+        for (i, j), peak in zip(chunk, peaks(maps)):
+            out[i][task.label_names[j]] = (float(peak["x"]), float(peak["y"]))
+    return out
+
+
+def certainty_bands(options: dict[str, Any]) -> CertaintyBands:
+    return CertaintyBands(tuple(options["certainty_edges"]), tuple(options["certainty_words"]))
+
+
+def describe_studies(task, model, ids: list[str], image_paths: list[str], probabilities: np.ndarray, thresholds: list[float]) -> list[StudyDescription]:
+    images = load_images(task, image_paths)
+    located = map_peaks(task, model, images, probabilities, thresholds)
+    bands = certainty_bands(task.options)
+    names = task.label_names
+    return [
+        describe(
+            study_id,
+            dict(zip(names, (float(p) for p in row))),
+            dict(zip(names, thresholds)),
+            peaks=where,
+            bands=bands,
+            uncertain_below=float(task.options["uncertain_below"]),
+            image=first_view(path),
+        )
+        for study_id, path, row, where in zip(ids, image_paths, probabilities, located)
+    ]
+
+
+def evaluate_run(task, model, splits: dict[str, list], split: str, workdir: Path) -> dict[str, Any]:
+    from medcap.evaluation.evaluator import TextOutputs, evaluate_texts
+    from medcap.evaluation.faithfulness import faithfulness
+    from medcap.models import findings_report
+
+    config = task.config
+    workdir = Path(workdir)
+    classifier_dir = workdir / CLASSIFIER_DIR
+    classifier_dir.mkdir(exist_ok=True)
+    # The classifier's own evaluation (thresholds chosen on val, AUROC, explanations) in its folder.
+    classifier = findings_report.evaluate_run(task, model, splits, split, classifier_dir)
+    shutil.copyfile(classifier_dir / findings_report.THRESHOLDS_FILE, workdir / findings_report.THRESHOLDS_FILE)
+    thresholds = findings_report.load_thresholds(task)
+
+    examples = splits[split]
+    ids = [str(e["id"]) for e in examples]
+    probabilities = np.load(classifier_dir / f"predictions_{split}.npz")["probabilities"]
+    descriptions = describe_studies(task, model, ids, [first_view(e["image"]) for e in examples], probabilities, thresholds)
+    writer = task.writer()
+    written = writer.write(descriptions)
+    generated = {w.study_id: w.report for w in written}
+    references = {i: [e["report_clean"]] for i, e in zip(ids, examples)}
+    train_texts = [e["report_clean"] for e in splits["train"]]
+
+    texts = evaluate_texts(TextOutputs(references, generated, train_texts), config.eval, seed=config.train.seed, truth=synthetic.truth_for(config.data))
+    metrics: dict[str, Any] = dict(texts.metrics)
+    faithful = faithfulness(descriptions, [w.report for w in written])
+    per_study = faithful.pop("per_study_f1")
+    metrics.update(faithful)
+    for name, baseline_texts in texts.baseline_texts.items():
+        scores = faithfulness(descriptions, [baseline_texts[i] for i in ids])
+        scores.pop("per_study_f1")
+        texts.baselines[name].update(scores)
+        metrics.update({f"baselines/{name}/{k}": v for k, v in scores.items()})
+    metrics.update({f"classifier/{k}": v for k, v in classifier.items() if isinstance(v, (int, float, str)) and not k.startswith("baselines/")})
+    metrics.update(
+        {
+            "meta/split": split,
+            "meta/num_examples": len(ids),
+            "meta/writer": json.dumps(writer.info()),
+            "meta/reference": "report_clean",
+            "meta/labeler": "medcap.evaluation.clinical (rule-based CheXpert-14, ours); CE over its five observations, micro and macro; uncertain read as negative",
+        }
+    )
+    _write_outputs(workdir, split, descriptions, written, references, per_study)
+    (workdir / "report.md").write_text(render_report(task, metrics, texts.baselines, descriptions, written, references, writer.info()))
+    return metrics
+
+
+def _write_outputs(workdir: Path, split: str, descriptions, written, references, per_study) -> None:
+    with open(workdir / f"descriptions_{split}.jsonl", "w", encoding="utf-8") as f:
+        for d in descriptions:
+            f.write(json.dumps(d.to_dict()) + "\n")
+    with open(workdir / f"reports_{split}.jsonl", "w", encoding="utf-8") as f:
+        for w, score in zip(written, per_study):
+            record = {"id": w.study_id, "report": w.report, "reference": references[w.study_id][0], "faithfulness_f1": float(score), **w.extras}
+            f.write(json.dumps(record) + "\n")
+    with open(workdir / "review.csv", "w", newline="", encoding="utf-8") as f:
+        sheet = csv.writer(f)
+        sheet.writerow(REVIEW_COLUMNS)
+        for d, w in zip(descriptions, written):
+            sheet.writerow([d.study_id, d.image, d.to_text(), w.report, references[w.study_id][0], "", "", "", ""])
+    lines = ["# Samples", ""]
+    for d, w in list(zip(descriptions, written))[:SAMPLES]:
+        lines += [f"## {d.study_id}", "", f"Image: `{d.image}`", "", "```", d.to_text(), "```", "", f"**Report:** {w.report}", "", f"**Reference:** {references[w.study_id][0]}", ""]
+    (workdir / "samples.md").write_text("\n".join(lines))
+
+
+def render_report(task, metrics, baselines, descriptions, written, references, writer_info) -> str:
+    from medcap.evaluation.report import SYNTHETIC_BANNER, results_table, truth_section
+
+    config = task.config
+    ours = {k: v for k, v in metrics.items() if not k.startswith(("baselines/", "paper/", "classifier/"))}
+    lines = [f"# {config.name}: {config.paper}", "", f"{config.table}.", ""]
+    if config.data.synthetic:
+        lines += [SYNTHETIC_BANNER, ""]
+    if not task.pretrained:
+        lines += [f"**Random backbone:** the classifier's backbone was not pretrained ({task.weights_info.get('source', '')}).", ""]
+    lines += [
+        f"Writer: `{writer_info['writer']}`. Split `{metrics['meta/split']}`, {metrics['meta/num_examples']} studies; "
+        f"references: `report_clean`, the text every system on `{config.data.name}` is scored against.",
+        "",
+        "## Text metrics and clinical efficacy",
+        "",
+        results_table(ours, baselines=baselines, keys=[*TEXT_KEYS, *CE_KEYS]),
+        f"Clinical efficacy: {metrics['meta/labeler']}.",
+        "",
+        "## Faithfulness: does the report say what the classifier found?",
+        "",
+        "Our labeler reads the written report; its positive and uncertain observations are compared with the "
+        "structured description the writer was given (hallucinated: stated, not found; omitted: found, not stated). "
+        "A baseline column scores that baseline's text against the same descriptions.",
+        "",
+        results_table({k: ours[k] for k in FAITHFULNESS_KEYS}, baselines=baselines, keys=list(FAITHFULNESS_KEYS)),
+        *truth_section(ours, baselines),
+        "## The classifier (stage 1)",
+        "",
+        f"Macro AUROC {_fmt(metrics.get('classifier/auroc_macro'))}, macro F1 at validation thresholds "
+        f"{_fmt(metrics.get('classifier/macro_f1'))}; its full report: `{CLASSIFIER_DIR}/report.md`.",
+        "",
+        "## Choices where the paper is silent",
+        "",
+        *[f"- {choice}" for choice in config.choices],
+        "",
+        f"Samples: `samples.md`; every study: `descriptions_{metrics['meta/split']}.jsonl`, "
+        f"`reports_{metrics['meta/split']}.jsonl`; rating sheet for radiologists: `review.csv`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.4f}"

@@ -1,0 +1,130 @@
+"""Paper 003's system as a task: paper 004's findings classifier, then a report writer.
+
+He, "Multi-modal Radiology Report Generation Using Image Classification and
+LLMs": a CNN or ViT classifies findings (stage 1), the findings become
+structured descriptions (stage 2, `medcap.reporting.description`), and a
+writer turns those into the report (stage 3, `medcap.reporting.writers`).
+
+The trainer trains the classifier exactly as `findings_classifier` does
+(its presets, phases and losses; this task is that task plus a writer), so
+every option of that task applies. Added here (`model.options`):
+
+* `writer`: `template` (default; `medcap.reporting.writers`);
+* `certainty_edges` / `certainty_words`: the probability bands of the
+  graded certainty (ChatCAD's by default);
+* `uncertain_below`: a decided finding below this probability is stated as
+  uncertain (default 0.5);
+* `explain_method`: the saliency method whose peak gives each decided
+  finding's location (default `gradcam`; `none` leaves locations out);
+* `section_normals`, `min_count`: the template writer's section normal
+  sentences and the least support of a bank sentence.
+
+`prepare` also learns the sentence bank from the train split's
+`report_clean`; `evaluate` is `medcap.models.findings_to_report.evaluate_run`;
+`caption` (and `medcap report`) describes each image and writes its report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from medcap.config import ConfigError
+from medcap.models.findings_task import TASK_OPTIONS, FindingsTask
+from medcap.registry import TASKS
+from medcap.reporting.description import CHATCAD_EDGES, CHATCAD_WORDS, CertaintyBands
+from medcap.reporting.sentence_bank import SentenceBank
+from medcap.reporting.writers import WRITERS
+
+REPORT_OPTIONS: dict[str, Any] = {
+    "writer": "template",
+    "certainty_edges": list(CHATCAD_EDGES),
+    "certainty_words": list(CHATCAD_WORDS),
+    "uncertain_below": 0.5,
+    "explain_method": "gradcam",
+    "section_normals": True,
+    "min_count": 2,
+}
+
+
+class FindingsToReportTask(FindingsTask):
+    """The findings classifier plus a report writer (module docstring)."""
+
+    task_options = {**TASK_OPTIONS, **REPORT_OPTIONS}
+
+    def __init__(self, config):
+        super().__init__(config)
+        from medcap.explanations.methods import METHODS
+
+        writer = self.options["writer"]
+        if writer not in WRITERS.names():
+            raise ConfigError(f"model.options.writer={writer!r}: expected one of {', '.join(WRITERS.names())}")
+        try:
+            CertaintyBands(tuple(self.options["certainty_edges"]), tuple(self.options["certainty_words"]))
+        except ValueError as err:
+            raise ConfigError(f"model.options: {err}") from None
+        if not 0.0 < float(self.options["uncertain_below"]) <= 1.0:
+            raise ConfigError(f"model.options.uncertain_below={self.options['uncertain_below']!r}: expected a probability in (0, 1]")
+        if self.options["explain_method"] not in (*METHODS, "none"):
+            raise ConfigError(f"model.options.explain_method={self.options['explain_method']!r}: expected one of {', '.join(METHODS)}, none")
+        self.bank: SentenceBank | None = None
+
+    def prepare(self, splits, workdir: Path) -> None:
+        from medcap.models.findings_to_report import BANK_FILE
+
+        super().prepare(splits, workdir)
+        missing = [e["id"] for e in splits["train"] if not str(e.get("report_clean", "")).strip()]
+        if missing:
+            raise ConfigError(f"{len(missing)} train studies have no report text (first: {missing[0]}); the sentence bank needs every train report")
+        self.bank = SentenceBank.learn((e["report_clean"] for e in splits["train"]), self.label_names, min_count=int(self.options["min_count"]))
+        self.bank.save(Path(workdir) / BANK_FILE)
+
+    def restore(self, workdir: Path) -> None:
+        from medcap.models.findings_to_report import BANK_FILE
+
+        super().restore(workdir)
+        path = Path(workdir) / BANK_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{workdir}: no {BANK_FILE} (was training started?)")
+        self.bank = SentenceBank.load(path)
+
+    def writer(self):
+        if self.bank is None:
+            raise RuntimeError("the sentence bank is learned in prepare() or loaded in restore() first")
+        name = self.options["writer"]
+        if name == "template":
+            return WRITERS.get(name)(self.bank, section_normals=bool(self.options["section_normals"]))
+        return WRITERS.get(name)(self.options)
+
+    def evaluate(self, model, splits, split, workdir):
+        from medcap.models.findings_to_report import evaluate_run
+
+        return evaluate_run(self, model, splits, split, Path(workdir))
+
+    def caption(self, model, image_paths: list[str]) -> list[dict[str, Any]]:
+        """Per image: the structured description (JSON and text) and the written report."""
+        import numpy as np
+
+        from medcap.models.findings_report import load_thresholds
+        from medcap.models.findings_to_report import describe_studies, load_images
+
+        images = load_images(self, image_paths)
+        probabilities = np.asarray(model.predict(images, verbose=0), dtype=np.float64)
+        ids = [Path(p).stem for p in image_paths]
+        descriptions = describe_studies(self, model, ids, list(image_paths), probabilities, load_thresholds(self))
+        written = self.writer().write(descriptions)
+        return [
+            {
+                "text": w.report,
+                "report": w.report,
+                "description": d.to_dict(),
+                "description_text": d.to_text(),
+                "findings": [f.name for f in d.findings if f.decision],
+                "writer": json.dumps(self.writer().info()),
+            }
+            for d, w in zip(descriptions, written)
+        ]
+
+
+TASKS.register("findings_to_report", FindingsToReportTask)
