@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 export PYTHONUNBUFFERED := 1
 
 .PHONY: install test test-fast lint bench reproduce-model80 reproduce-model70 reproduce-mtl \
-	reproduce-mtl-sweep reproduce-clip reproduce-findings reproduce-findings-ablation reproduce-findings-report clean help
+	reproduce-mtl-sweep reproduce-clip reproduce-findings reproduce-findings-ablation reproduce-findings-report reproduce-findings-report-llm clean help
 
 help:
 	@echo "make test                run the whole test suite (installs .venv on first use)"
@@ -24,6 +24,7 @@ help:
 	@echo "make reproduce-findings  paper 004 findings classifier: AUROC, localisation, sanity check, gallery (results/findings; CXR14_DIR=)"
 	@echo "make reproduce-findings-ablation  paper 004 transfer-learning ablation -> results/findings/ablation.md (+ report.md)"
 	@echo "make reproduce-findings-report  paper 003 findings -> structured description -> template report (results/findings_report; IU_XRAY_DIR=)"
+	@echo "make reproduce-findings-report-llm  the same with an LLM writer (LLM_BASE_URL=, LLM_MODEL=)"
 	@echo "make bench               ratio benchmarks in bench/"
 	@echo "make lint                ruff (also run first by make test)"
 
@@ -108,6 +109,10 @@ reproduce-findings-ablation: $(STAMP)
 # samples.md, review.csv, and the classifier's own report in results/findings_report/classifier/.
 reproduce-findings-report: $(STAMP)
 	$(MEDCAP) train findings_report_template --workdir results/findings_report $(if $(IU_XRAY_DIR),--data-dir $(IU_XRAY_DIR),)
+
+# Paper 003 with an LLM writer: LLM_BASE_URL (an OpenAI-compatible endpoint) and LLM_MODEL must be set.
+reproduce-findings-report-llm: $(STAMP)
+	$(MEDCAP) train findings_report_llm --workdir results/findings_report_llm $(if $(IU_XRAY_DIR),--data-dir $(IU_XRAY_DIR),)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

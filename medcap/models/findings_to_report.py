@@ -7,7 +7,11 @@ For the evaluated split, in the workdir:
     thresholds.json              the classifier's validation-chosen thresholds
     sentence_bank.json           the template writer's sentences (train split only)
     descriptions_<split>.jsonl   one structured description per study
-    reports_<split>.jsonl        id, written report, reference, writer extras
+    descriptions_train.jsonl     LLM writers with ICIL: the train studies' descriptions and
+                                 reports the in-context examples are drawn from
+    reports_<split>.jsonl        id, written report, the text scored, reference, writer extras
+    prompts_<split>.jsonl        LLM writers: exactly what was sent for each study
+    llm_cache/                   LLM writers: every reply, keyed by (writer, model, prompt)
     samples.md                   the first studies: findings block, report, reference
     review.csv                   a rating sheet for radiologists (the proposal plans
                                  expert review): study, image, findings, report, empty scores
@@ -16,7 +20,9 @@ For the evaluated split, in the workdir:
 Scoring goes through the shared evaluator (`evaluate_texts`: BLEU-1..4,
 METEOR, ROUGE-L, CIDEr, clinical efficacy with the `constant` and
 `random_train` baselines) against `report_clean`, the reference every
-system on the dataset is scored against, plus `faithfulness/...`
+system on the dataset is scored against (an LLM's prose cleaned first with
+the dataset's own cleaner, `CLEANERS`, so it is compared in the same text
+form; the template writes that form already), plus `faithfulness/...`
 (`medcap.evaluation.faithfulness`). The classifier's metrics come along
 under `classifier/...`.
 """
@@ -34,8 +40,12 @@ import numpy as np
 from medcap.data import synthetic
 from medcap.data.findings_labels import first_view
 from medcap.reporting.description import CertaintyBands, StudyDescription, describe
+from medcap.reporting.prompts import ExampleIndex
 
 CLASSIFIER_DIR = "classifier"
+TRAIN_EXAMPLES = "descriptions_train.jsonl"
+#: The `medcap.text.clean_report` style that made each dataset's `report_clean`.
+CLEANERS = {"iu_xray": "iu_xray", "mimic": "mimic_cxr"}
 BANK_FILE = "sentence_bank.json"
 SAMPLES = 20
 REVIEW_COLUMNS = ("study_id", "image", "structured_findings", "report", "reference", "accuracy_1to5", "completeness_1to5", "clinically_acceptable_yes_no", "comments")
@@ -84,6 +94,35 @@ def certainty_bands(options: dict[str, Any]) -> CertaintyBands:
     return CertaintyBands(tuple(options["certainty_edges"]), tuple(options["certainty_words"]))
 
 
+def load_examples(workdir: Path) -> ExampleIndex | None:
+    """The ICIL examples saved by an evaluation, or None before one ran."""
+    path = Path(workdir) / TRAIN_EXAMPLES
+    if not path.is_file():
+        return None
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return ExampleIndex([StudyDescription.from_dict(r["description"]) for r in records], [r["report"] for r in records])
+
+
+def train_examples(task, model, train: list, thresholds: list[float], workdir: Path) -> ExampleIndex:
+    """Describes every train study with the trained classifier and saves them with their reports."""
+    ids = [str(e["id"]) for e in train]
+    probabilities = task.predict(model, train)
+    descriptions = describe_studies(task, model, ids, [first_view(e["image"]) for e in train], probabilities, thresholds)
+    reports = [str(e.get("report") or e["report_clean"]) for e in train]
+    with open(workdir / TRAIN_EXAMPLES, "w", encoding="utf-8") as f:
+        for d, r in zip(descriptions, reports):
+            f.write(json.dumps({"description": d.to_dict(), "report": r}) + "\n")
+    return ExampleIndex(descriptions, reports)
+
+
+def scored_text(report: str, writer, dataset: str) -> str:
+    if writer.writes_clean_text or dataset not in CLEANERS:
+        return report
+    from medcap.text import clean_report
+
+    return clean_report(report, CLEANERS[dataset])
+
+
 def describe_studies(task, model, ids: list[str], image_paths: list[str], probabilities: np.ndarray, thresholds: list[float]) -> list[StudyDescription]:
     images = load_images(task, image_paths)
     located = map_peaks(task, model, images, probabilities, thresholds)
@@ -121,15 +160,17 @@ def evaluate_run(task, model, splits: dict[str, list], split: str, workdir: Path
     ids = [str(e["id"]) for e in examples]
     probabilities = np.load(classifier_dir / f"predictions_{split}.npz")["probabilities"]
     descriptions = describe_studies(task, model, ids, [first_view(e["image"]) for e in examples], probabilities, thresholds)
+    if task.uses_examples:
+        task.examples = train_examples(task, model, splits["train"], thresholds, workdir)
     writer = task.writer()
     written = writer.write(descriptions)
-    generated = {w.study_id: w.report for w in written}
+    generated = {w.study_id: scored_text(w.report, writer, config.data.name) for w in written}
     references = {i: [e["report_clean"]] for i, e in zip(ids, examples)}
     train_texts = [e["report_clean"] for e in splits["train"]]
 
     texts = evaluate_texts(TextOutputs(references, generated, train_texts), config.eval, seed=config.train.seed, truth=synthetic.truth_for(config.data))
     metrics: dict[str, Any] = dict(texts.metrics)
-    faithful = faithfulness(descriptions, [w.report for w in written])
+    faithful = faithfulness(descriptions, [generated[w.study_id] for w in written])
     per_study = faithful.pop("per_study_f1")
     metrics.update(faithful)
     for name, baseline_texts in texts.baseline_texts.items():
@@ -147,19 +188,24 @@ def evaluate_run(task, model, splits: dict[str, list], split: str, workdir: Path
             "meta/labeler": "medcap.evaluation.clinical (rule-based CheXpert-14, ours); CE over its five observations, micro and macro; uncertain read as negative",
         }
     )
-    _write_outputs(workdir, split, descriptions, written, references, per_study)
+    _write_outputs(workdir, split, descriptions, written, generated, references, per_study)
     (workdir / "report.md").write_text(render_report(task, metrics, texts.baselines, descriptions, written, references, writer.info()))
     return metrics
 
 
-def _write_outputs(workdir: Path, split: str, descriptions, written, references, per_study) -> None:
+def _write_outputs(workdir: Path, split: str, descriptions, written, generated, references, per_study) -> None:
     with open(workdir / f"descriptions_{split}.jsonl", "w", encoding="utf-8") as f:
         for d in descriptions:
             f.write(json.dumps(d.to_dict()) + "\n")
     with open(workdir / f"reports_{split}.jsonl", "w", encoding="utf-8") as f:
         for w, score in zip(written, per_study):
-            record = {"id": w.study_id, "report": w.report, "reference": references[w.study_id][0], "faithfulness_f1": float(score), **w.extras}
+            extras = {k: v for k, v in w.extras.items() if k != "prompt"}
+            record = {"id": w.study_id, "report": w.report, "scored": generated[w.study_id], "reference": references[w.study_id][0], "faithfulness_f1": float(score), **extras}
             f.write(json.dumps(record) + "\n")
+    if any("prompt" in w.extras for w in written):
+        with open(workdir / f"prompts_{split}.jsonl", "w", encoding="utf-8") as f:
+            for w in written:
+                f.write(json.dumps({"id": w.study_id, "cache_key": w.extras.get("cache_key"), "messages": w.extras["prompt"]}) + "\n")
     with open(workdir / "review.csv", "w", newline="", encoding="utf-8") as f:
         sheet = csv.writer(f)
         sheet.writerow(REVIEW_COLUMNS)

@@ -27,13 +27,16 @@ every option of that task applies. Added here (`model.options`):
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from medcap.config import ConfigError
 from medcap.models.findings_task import TASK_OPTIONS, FindingsTask
 from medcap.registry import TASKS
+from medcap.reporting import llm_writers  # noqa: F401  (registers the LLM writers)
 from medcap.reporting.description import CHATCAD_EDGES, CHATCAD_WORDS, CertaintyBands
+from medcap.reporting.prompts import ExampleIndex, PromptSettings
 from medcap.reporting.sentence_bank import SentenceBank
 from medcap.reporting.writers import WRITERS
 
@@ -45,7 +48,22 @@ REPORT_OPTIONS: dict[str, Any] = {
     "explain_method": "gradcam",
     "section_normals": True,
     "min_count": 2,
+    # LLM writers (medcap.reporting.llm_writers); empty base_url / model: $LLM_BASE_URL / $LLM_MODEL.
+    "icil": True,
+    "icil_k": 3,
+    "cot": True,
+    "llm_base_url": "",
+    "llm_model": "",
+    "api_key_env": "OPENAI_API_KEY",
+    "llm_timeout": 60.0,
+    "llm_max_retries": 4,
+    "llm_concurrency": 4,
+    "temperature": 0.0,
+    "max_new_tokens": 512,
+    "llm_cache": "",
 }
+#: The model name the openai writer asks for when neither the option nor $LLM_MODEL names one.
+DEFAULT_LLM_MODEL = "gpt-4"
 
 
 class FindingsToReportTask(FindingsTask):
@@ -68,7 +86,18 @@ class FindingsToReportTask(FindingsTask):
             raise ConfigError(f"model.options.uncertain_below={self.options['uncertain_below']!r}: expected a probability in (0, 1]")
         if self.options["explain_method"] not in (*METHODS, "none"):
             raise ConfigError(f"model.options.explain_method={self.options['explain_method']!r}: expected one of {', '.join(METHODS)}, none")
+        if writer == "openai" and not self.llm_base_url():
+            raise ConfigError(
+                "the openai writer needs an endpoint: set LLM_BASE_URL (e.g. https://api.openai.com/v1, or a local "
+                "vLLM / Ollama / llama.cpp server's http://127.0.0.1:8000/v1) and LLM_MODEL, or model.options.llm_base_url"
+            )
+        try:
+            self.prompt_settings()
+        except ValueError as err:
+            raise ConfigError(f"model.options: {err}") from None
         self.bank: SentenceBank | None = None
+        #: The train studies' descriptions and reports the ICIL examples come from (set by evaluate or restore).
+        self.examples: ExampleIndex | None = None
 
     def prepare(self, splits, workdir: Path) -> None:
         from medcap.models.findings_to_report import BANK_FILE
@@ -88,14 +117,47 @@ class FindingsToReportTask(FindingsTask):
         if not path.is_file():
             raise FileNotFoundError(f"{workdir}: no {BANK_FILE} (was training started?)")
         self.bank = SentenceBank.load(path)
+        from medcap.models.findings_to_report import load_examples
 
-    def writer(self):
-        if self.bank is None:
-            raise RuntimeError("the sentence bank is learned in prepare() or loaded in restore() first")
+        self.examples = load_examples(Path(workdir))
+
+    def llm_base_url(self) -> str:
+        return str(self.options["llm_base_url"] or os.environ.get("LLM_BASE_URL", ""))
+
+    def llm_model(self) -> str:
+        return str(self.options["llm_model"] or os.environ.get("LLM_MODEL", "") or DEFAULT_LLM_MODEL)
+
+    def prompt_settings(self) -> PromptSettings:
+        return PromptSettings(icil=bool(self.options["icil"]), k=int(self.options["icil_k"]), cot=bool(self.options["cot"]))
+
+    @property
+    def uses_examples(self) -> bool:
+        return self.options["writer"] != "template" and bool(self.options["icil"])
+
+    def writer(self, *, progress: bool = True):
         name = self.options["writer"]
         if name == "template":
+            if self.bank is None:
+                raise RuntimeError("the sentence bank is learned in prepare() or loaded in restore() first")
             return WRITERS.get(name)(self.bank, section_normals=bool(self.options["section_normals"]))
-        return WRITERS.get(name)(self.options)
+        if self.uses_examples and self.examples is None:
+            raise RuntimeError("ICIL needs the train descriptions: evaluate the run first (they are saved in the workdir)")
+        cache = self.options["llm_cache"] or str(Path(self.workdir or ".") / "llm_cache")
+        o = self.options
+        return WRITERS.get(name)(
+            base_url=self.llm_base_url(),
+            model=self.llm_model(),
+            settings=self.prompt_settings(),
+            cache_dir=cache,
+            examples=self.examples if self.uses_examples else None,
+            api_key_env=str(o["api_key_env"]),
+            timeout=float(o["llm_timeout"]),
+            max_retries=int(o["llm_max_retries"]),
+            concurrency=int(o["llm_concurrency"]),
+            temperature=float(o["temperature"]),
+            max_tokens=int(o["max_new_tokens"]),
+            progress=progress,
+        )
 
     def evaluate(self, model, splits, split, workdir):
         from medcap.models.findings_to_report import evaluate_run
@@ -113,7 +175,8 @@ class FindingsToReportTask(FindingsTask):
         probabilities = np.asarray(model.predict(images, verbose=0), dtype=np.float64)
         ids = [Path(p).stem for p in image_paths]
         descriptions = describe_studies(self, model, ids, list(image_paths), probabilities, load_thresholds(self))
-        written = self.writer().write(descriptions)
+        writer = self.writer(progress=False)
+        written = writer.write(descriptions)
         return [
             {
                 "text": w.report,
@@ -121,7 +184,7 @@ class FindingsToReportTask(FindingsTask):
                 "description": d.to_dict(),
                 "description_text": d.to_text(),
                 "findings": [f.name for f in d.findings if f.decision],
-                "writer": json.dumps(self.writer().info()),
+                "writer": json.dumps(writer.info()),
             }
             for d, w in zip(descriptions, written)
         ]

@@ -42,6 +42,9 @@ class ReportWriter:
     """Base class: `write` turns descriptions into reports, in order."""
 
     name = ""
+    #: True when the reports are already in the references' cleaned form;
+    #: otherwise the run cleans them with the dataset's cleaner before scoring.
+    writes_clean_text = False
 
     def write(self, descriptions: Sequence[StudyDescription]) -> list[WrittenReport]:
         raise NotImplementedError(f"{type(self).__name__}.write")
@@ -55,6 +58,7 @@ class TemplateWriter(ReportWriter):
     """Sentences from a `SentenceBank` (module docstring)."""
 
     name = "template"
+    writes_clean_text = True
 
     def __init__(self, bank: SentenceBank, *, section_normals: bool = True):
         self.bank = bank

@@ -69,3 +69,57 @@ def test_report_options_are_checked(tmp_path):
         config = load_experiment("findings_report_template", smoke=True, overrides=[option])
         with pytest.raises(ConfigError, match=message):
             FindingsToReportTask(config)
+
+
+def test_an_openai_writer_run_sends_icil_prompts_caches_and_scores_cleaned_text(run, tmp_path):
+    """The same trained run re-evaluated with the openai writer against a local chat-completions server."""
+    import shutil
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from chat_server import ChatServer
+
+    from medcap import training
+
+    server = ChatServer()
+    try:
+        workdir = tmp_path / "llm_run"
+        shutil.copytree(run / "run", workdir)
+        config = json.loads((workdir / "config.json").read_text())
+        config["model"]["options"].update({"writer": "openai", "llm_base_url": server.base_url, "llm_model": "tiny-chat", "icil_k": 2, "llm_concurrency": 2})
+        (workdir / "config.json").write_text(json.dumps(config))
+        metrics = training.evaluate_workdir(workdir)
+        n = metrics["meta/num_examples"]
+        prompts = [json.loads(line) for line in (workdir / "prompts_test.jsonl").read_text().splitlines()]
+        assert len(prompts) == n and [m["role"] for m in prompts[0]["messages"]] == ["system", "user", "assistant", "user", "assistant", "user"]
+        # One request per distinct prompt (the smoke classifier gives some studies the same description).
+        distinct = {json.dumps(p["messages"]) for p in prompts}
+        assert {json.dumps(r["body"]["messages"]) for r in server.requests} == distinct
+        assert len(server.requests) == len(distinct) and server.max_in_flight <= 2
+        writer = json.loads(metrics["meta/writer"])
+        assert writer["writer"] == "openai" and writer["model"] == "tiny-chat" and writer["sent"] == len(distinct) and writer["icil_k"] == 2
+        train_ids = {json.loads(line)["description"]["study_id"] for line in (workdir / "descriptions_train.jsonl").read_text().splitlines()}
+        test_ids = {p["id"] for p in prompts}
+        assert train_ids and not train_ids & test_ids  # examples come from the train split only
+        reports = [json.loads(line) for line in (workdir / "reports_test.jsonl").read_text().splitlines()]
+        assert reports[0]["report"].startswith("There is ") and reports[0]["scored"] == reports[0]["scored"].lower()
+        assert 0.0 <= metrics["faithfulness/f1"] <= 1.0 and "Bleu_4" in metrics
+        # Evaluating again sends nothing: every reply is cached.
+        server.requests.clear()
+        training.evaluate_workdir(workdir)
+        assert server.requests == []
+        # `medcap report` with the LLM writer: ICIL examples from the saved train descriptions.
+        image = sorted(str(p) for p in (run / "data").rglob("images/*/0.png"))[0]
+        (output,) = training.caption_images(workdir, [image])
+        assert output["report"].startswith("There is ") and len(server.requests) <= 1
+    finally:
+        server.close()
+
+
+def test_the_llm_experiment_says_what_to_set(monkeypatch):
+    from medcap.models.findings_to_report_task import FindingsToReportTask
+
+    monkeypatch.delenv("LLM_BASE_URL", raising=False)
+    config = load_experiment("findings_report_template", smoke=True, overrides=["model.options.writer=openai"])
+    with pytest.raises(ConfigError, match="set LLM_BASE_URL"):
+        FindingsToReportTask(config)
