@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 export PYTHONUNBUFFERED := 1
 
 .PHONY: install test test-fast lint bench reproduce-model80 reproduce-model70 reproduce-mtl \
-	reproduce-mtl-sweep reproduce-clip reproduce-findings reproduce-findings-ablation reproduce-findings-report reproduce-findings-report-llm clean help
+	reproduce-mtl-sweep reproduce-clip reproduce-findings reproduce-findings-ablation reproduce-findings-report reproduce-findings-report-llm reproduce-findings-report-ablation clean help
 
 help:
 	@echo "make test                run the whole test suite (installs .venv on first use)"
@@ -25,6 +25,7 @@ help:
 	@echo "make reproduce-findings-ablation  paper 004 transfer-learning ablation -> results/findings/ablation.md (+ report.md)"
 	@echo "make reproduce-findings-report  paper 003 findings -> structured description -> template report (results/findings_report; IU_XRAY_DIR=)"
 	@echo "make reproduce-findings-report-llm  the same with an LLM writer (LLM_BASE_URL=, LLM_MODEL=)"
+	@echo "make reproduce-findings-report-ablation  template vs LLM, ICIL and CoT on/off -> results/findings_report/ablation"
 	@echo "make bench               ratio benchmarks in bench/"
 	@echo "make lint                ruff (also run first by make test)"
 
@@ -113,6 +114,11 @@ reproduce-findings-report: $(STAMP)
 # Paper 003 with an LLM writer: LLM_BASE_URL (an OpenAI-compatible endpoint) and LLM_MODEL must be set.
 reproduce-findings-report-llm: $(STAMP)
 	$(MEDCAP) train findings_report_llm --workdir results/findings_report_llm $(if $(IU_XRAY_DIR),--data-dir $(IU_XRAY_DIR),)
+
+# Template vs LLM, ICIL and CoT on and off, on the classifier of reproduce-findings-report (run it first);
+# the LLM rows need LLM_PRESET_DIR or LLM_BASE_URL (+ LLM_MODEL), else the table says none was configured.
+reproduce-findings-report-ablation: $(STAMP)
+	$(BIN)/python -m medcap.models.findings_to_report_ablation results/findings_report
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

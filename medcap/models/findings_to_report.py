@@ -151,8 +151,15 @@ def evaluate_run(task, model, splits: dict[str, list], split: str, workdir: Path
     workdir = Path(workdir)
     classifier_dir = workdir / CLASSIFIER_DIR
     classifier_dir.mkdir(exist_ok=True)
-    # The classifier's own evaluation (thresholds chosen on val, AUROC, explanations) in its folder.
-    classifier = findings_report.evaluate_run(task, model, splits, split, classifier_dir)
+    # The classifier's own evaluation (thresholds chosen on val, AUROC, explanations) in its folder,
+    # reused while it is newer than the model (another writer on the same classifier: the ablation).
+    saved = classifier_dir / f"metrics_{split}.json"
+    model_file = workdir / "model.keras"
+    if saved.is_file() and model_file.is_file() and saved.stat().st_mtime >= model_file.stat().st_mtime:
+        classifier = json.loads(saved.read_text())
+    else:
+        classifier = findings_report.evaluate_run(task, model, splits, split, classifier_dir)
+        saved.write_text(json.dumps({k: v for k, v in classifier.items() if isinstance(v, (int, float, str))}, indent=1) + "\n")
     shutil.copyfile(classifier_dir / findings_report.THRESHOLDS_FILE, workdir / findings_report.THRESHOLDS_FILE)
     thresholds = findings_report.load_thresholds(task)
 

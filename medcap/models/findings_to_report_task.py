@@ -9,7 +9,13 @@ The trainer trains the classifier exactly as `findings_classifier` does
 (its presets, phases and losses; this task is that task plus a writer), so
 every option of that task applies. Added here (`model.options`):
 
-* `writer`: `template` (default; `medcap.reporting.writers`);
+* `writer`: `template` (default; `medcap.reporting.writers`), `openai` or
+  `keras_hub` (`medcap.reporting.llm_writers`), or `llm`: `keras_hub` when
+  $LLM_PRESET_DIR is set, else `openai` when $LLM_BASE_URL is, else an
+  error saying what to set;
+* `icil`, `icil_k`, `cot`: the LLM prompt (`medcap.reporting.prompts`);
+  `llm_*`, `temperature`, `max_new_tokens`, `sampler`, `top_k`, `top_p`:
+  the LLM writers' endpoint, model and generation;
 * `certainty_edges` / `certainty_words`: the probability bands of the
   graded certainty (ChatCAD's by default);
 * `uncertain_below`: a decided finding below this probability is stated as
@@ -61,6 +67,12 @@ REPORT_OPTIONS: dict[str, Any] = {
     "temperature": 0.0,
     "max_new_tokens": 512,
     "llm_cache": "",
+    # The keras_hub writer; an empty preset dir: $LLM_PRESET_DIR.
+    "llm_preset_dir": "",
+    "sampler": "greedy",
+    "top_k": 10,
+    "top_p": 0.9,
+    "llm_batch_size": 4,
 }
 #: The model name the openai writer asks for when neither the option nor $LLM_MODEL names one.
 DEFAULT_LLM_MODEL = "gpt-4"
@@ -76,8 +88,18 @@ class FindingsToReportTask(FindingsTask):
         from medcap.explanations.methods import METHODS
 
         writer = self.options["writer"]
+        if writer == "llm":
+            # The experiment leaves the choice to the environment: a local preset wins over an endpoint.
+            writer = "keras_hub" if self.llm_preset_dir() else "openai" if self.llm_base_url() else ""
+            if not writer:
+                raise ConfigError(
+                    "an LLM writer needs a model: set LLM_PRESET_DIR (a keras-hub causal LM preset folder: Gemma, "
+                    "Llama, Mistral, Phi-3, GPT-2, ...) or LLM_BASE_URL (an OpenAI-compatible endpoint, e.g. "
+                    "https://api.openai.com/v1 or a local vLLM / Ollama server's http://127.0.0.1:8000/v1) and LLM_MODEL"
+                )
+            self.options["writer"] = writer
         if writer not in WRITERS.names():
-            raise ConfigError(f"model.options.writer={writer!r}: expected one of {', '.join(WRITERS.names())}")
+            raise ConfigError(f"model.options.writer={writer!r}: expected one of llm, {', '.join(WRITERS.names())}")
         try:
             CertaintyBands(tuple(self.options["certainty_edges"]), tuple(self.options["certainty_words"]))
         except ValueError as err:
@@ -86,6 +108,8 @@ class FindingsToReportTask(FindingsTask):
             raise ConfigError(f"model.options.uncertain_below={self.options['uncertain_below']!r}: expected a probability in (0, 1]")
         if self.options["explain_method"] not in (*METHODS, "none"):
             raise ConfigError(f"model.options.explain_method={self.options['explain_method']!r}: expected one of {', '.join(METHODS)}, none")
+        if writer == "keras_hub" and not self.llm_preset_dir():
+            raise ConfigError("the keras_hub writer needs a preset folder: set LLM_PRESET_DIR or model.options.llm_preset_dir")
         if writer == "openai" and not self.llm_base_url():
             raise ConfigError(
                 "the openai writer needs an endpoint: set LLM_BASE_URL (e.g. https://api.openai.com/v1, or a local "
@@ -124,6 +148,9 @@ class FindingsToReportTask(FindingsTask):
     def llm_base_url(self) -> str:
         return str(self.options["llm_base_url"] or os.environ.get("LLM_BASE_URL", ""))
 
+    def llm_preset_dir(self) -> str:
+        return str(self.options["llm_preset_dir"] or os.environ.get("LLM_PRESET_DIR", ""))
+
     def llm_model(self) -> str:
         return str(self.options["llm_model"] or os.environ.get("LLM_MODEL", "") or DEFAULT_LLM_MODEL)
 
@@ -144,6 +171,21 @@ class FindingsToReportTask(FindingsTask):
             raise RuntimeError("ICIL needs the train descriptions: evaluate the run first (they are saved in the workdir)")
         cache = self.options["llm_cache"] or str(Path(self.workdir or ".") / "llm_cache")
         o = self.options
+        if name == "keras_hub":
+            return WRITERS.get(name)(
+                preset_dir=self.llm_preset_dir(),
+                settings=self.prompt_settings(),
+                cache_dir=cache,
+                examples=self.examples if self.uses_examples else None,
+                sampler=str(o["sampler"]),
+                max_tokens=int(o["max_new_tokens"]),
+                batch_size=int(o["llm_batch_size"]),
+                temperature=float(o["temperature"]) or 1.0,
+                top_k=int(o["top_k"]),
+                top_p=float(o["top_p"]),
+                seed=self.config.train.seed,
+                progress=progress,
+            )
         return WRITERS.get(name)(
             base_url=self.llm_base_url(),
             model=self.llm_model(),

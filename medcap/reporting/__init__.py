@@ -2,5 +2,8 @@
 
     description.py     the classifier's outputs for one study as a typed, graded record
     sentence_bank.py   sentences learned from the train reports with medcap's labeler
-    writers.py         writers by name (`template`), one interface
+    writers.py         the writer interface, writers by name, the template writer
+    prompts.py         what an LLM is sent: instruction, ICIL examples, chain of thought
+    cache.py           LLM replies on disk, keyed by writer, model, prompt and settings
+    llm_writers.py     the openai (chat-completions endpoint) and keras_hub (local causal LM) writers
 """

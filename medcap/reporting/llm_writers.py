@@ -17,20 +17,38 @@ the replies (`parse_reply`). Subclasses implement `_generate(pending)`.
   status (400, 401, 404, ...) fails at once; every failure raises
   `LLMError` naming the endpoint, the model and the status. At most
   `concurrency` requests are in flight at once (a thread pool).
+* `keras_hub` (`KerasHubWriter`): a keras-hub `CausalLM` loaded with
+  `CausalLM.from_preset` from a local folder (a keras-hub preset as
+  `save_to_preset` writes it or Kaggle ships it, or a Hugging Face
+  transformers checkpoint keras-hub converts: Gemma, Llama, Mistral,
+  Phi-3, GPT-2, ...), prompts rendered as plain text (`render_prompt`),
+  generated `batch_size` at a time with the configured sampler (greedy,
+  top-k, top-p, beam), the prompts sorted by length into batches, each
+  batch generating to its longest prompt plus `max_tokens` tokens (keras-hub
+  bounds a batch's total length); the prompt is stripped from the output. Its cache key names the folder with a digest of
+  its config and weight files, so other weights never reuse a reply.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any
 
 from medcap.reporting.cache import ResponseCache, cache_key
 from medcap.reporting.description import StudyDescription
-from medcap.reporting.prompts import ExampleIndex, PromptSettings, build_messages, parse_reply
+from medcap.reporting.prompts import (
+    ExampleIndex,
+    PromptSettings,
+    build_messages,
+    parse_reply,
+    render_prompt,
+)
 from medcap.reporting.writers import WRITERS, ReportWriter, WrittenReport
 
 
@@ -101,7 +119,7 @@ class LLMWriter(ReportWriter):
         for description, key, m in zip(descriptions, keys, messages):
             report, reasoning, missing = parse_reply(replies[key], cot=self.settings.cot)
             self.counts["marker_missing"] += int(missing)
-            extras = {"reasoning": reasoning, "marker_missing": missing, "cache_key": key, "cached": key not in pending, "prompt": m}
+            extras = {"reasoning": reasoning, "marker_missing": missing, "cache_key": key, "cached": key not in pending, "reply": replies[key], "prompt": m}
             out.append(WrittenReport(description.study_id, report, extras))
         self.counts["cached"] += sum(1 for k in keys if k not in pending)
         return out
@@ -228,9 +246,105 @@ class OpenAIWriter(LLMWriter):
         return {**super().info(), "base_url": self.base_url, "concurrency": self.concurrency, "timeout_s": self.timeout, "max_retries": self.max_retries}
 
 
+SAMPLERS = ("greedy", "top_k", "top_p", "beam")
+
+
+class KerasHubWriter(LLMWriter):
+    """A keras-hub `CausalLM` loaded from a local preset folder (module docstring)."""
+
+    name = "keras_hub"
+
+    def __init__(
+        self,
+        *,
+        preset_dir: str,
+        settings: PromptSettings,
+        cache_dir: str,
+        examples: ExampleIndex | None = None,
+        sampler: str = "greedy",
+        max_tokens: int = 256,
+        batch_size: int = 4,
+        temperature: float = 1.0,
+        top_k: int = 10,
+        top_p: float = 0.9,
+        num_beams: int = 4,
+        seed: int = 0,
+        progress: bool = True,
+    ):
+        import keras_hub
+
+        path = Path(preset_dir).expanduser()
+        if not (path / "config.json").is_file():
+            raise LLMError(
+                f"{path}: not a keras-hub preset folder (no config.json). Give a folder written by "
+                "CausalLM.save_to_preset, a downloaded Kaggle/Hugging Face keras-hub preset, or a Hugging Face "
+                "transformers checkpoint keras-hub converts (Gemma, Llama, Mistral, Phi-3, GPT-2, ...)"
+            )
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler={sampler!r}: expected one of {', '.join(SAMPLERS)}")
+        if batch_size < 1 or max_tokens < 1:
+            raise ValueError(f"batch_size={batch_size}, max_tokens={max_tokens}: both must be at least 1")
+        try:
+            self.lm = keras_hub.models.CausalLM.from_preset(str(path))
+        except Exception as err:  # noqa: BLE001  (keras-hub raises many types for a bad folder)
+            raise LLMError(f"cannot load a keras-hub CausalLM from {path}: {type(err).__name__}: {err}") from None
+        samplers = {
+            "greedy": lambda: keras_hub.samplers.GreedySampler(temperature=temperature),
+            "top_k": lambda: keras_hub.samplers.TopKSampler(k=top_k, seed=seed, temperature=temperature),
+            "top_p": lambda: keras_hub.samplers.TopPSampler(p=top_p, seed=seed, temperature=temperature),
+            "beam": lambda: keras_hub.samplers.BeamSampler(num_beams=num_beams, temperature=temperature),
+        }
+        self.lm.compile(sampler=samplers[sampler]())
+        generation = {"sampler": sampler, "max_new_tokens": int(max_tokens), "temperature": float(temperature)}
+        generation.update({"top_k": {"top_k": top_k, "seed": seed}, "top_p": {"top_p": top_p, "seed": seed}, "beam": {"num_beams": num_beams}}.get(sampler, {}))
+        super().__init__(model=_preset_identity(path), settings=settings, cache_dir=cache_dir, examples=examples, generation=generation, progress=progress)
+        self.preset_dir = str(path)
+        self.batch_size = int(batch_size)
+        self.max_tokens = int(max_tokens)
+        self.generate_calls: list[int] = []
+
+    def _prompt_tokens(self, text: str) -> int:
+        import numpy as np
+
+        return int(np.asarray(self.lm.preprocessor.tokenizer(text)).shape[-1]) + 2  # start and end tokens
+
+    def _generate(self, pending, done) -> None:
+        limit = getattr(self.lm.backbone, "max_sequence_length", None)
+        # keras-hub bounds a batch's total length, so a short prompt beside a long one gets
+        # more new tokens: batches of similar lengths keep that small.
+        texts = {key: render_prompt(m) for key, m in pending}
+        lengths = {key: self._prompt_tokens(text) for key, text in texts.items()}
+        ordered = sorted(texts, key=lambda key: lengths[key])
+        for start in range(0, len(ordered), self.batch_size):
+            chunk = ordered[start : start + self.batch_size]
+            prompts = [texts[key] for key in chunk]
+            longest = max(lengths[key] for key in chunk)
+            max_length = longest + self.max_tokens
+            if limit is not None and longest >= int(limit):
+                raise LLMError(f"{self.preset_dir}: a prompt of {longest} tokens does not fit the model's {limit}; lower icil_k or turn icil off")
+            if limit is not None:
+                max_length = min(max_length, int(limit))
+            self.generate_calls.append({"prompts": len(prompts), "max_length": max_length, "longest_prompt": longest})
+            replies = self.lm.generate(prompts, max_length=max_length, strip_prompt=True)
+            for key, reply in zip(chunk, replies):
+                done(key, str(reply))
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "preset_dir": self.preset_dir, "batch_size": self.batch_size}
+
+
+def _preset_identity(path: Path) -> str:
+    """The preset's name plus a digest of its config and weight files (names and sizes), for cache keys."""
+    digest = hashlib.sha256((path / "config.json").read_bytes())
+    for weights in sorted(path.glob("*.h5")) + sorted(path.glob("*.safetensors")) + sorted(path.glob("*.weights.json")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return f"{path.name}@{digest.hexdigest()[:16]}"
+
+
 def _short(text: str, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 WRITERS.register("openai", OpenAIWriter)
+WRITERS.register("keras_hub", KerasHubWriter)

@@ -120,6 +120,51 @@ def test_the_llm_experiment_says_what_to_set(monkeypatch):
     from medcap.models.findings_to_report_task import FindingsToReportTask
 
     monkeypatch.delenv("LLM_BASE_URL", raising=False)
+    monkeypatch.delenv("LLM_PRESET_DIR", raising=False)
     config = load_experiment("findings_report_template", smoke=True, overrides=["model.options.writer=openai"])
     with pytest.raises(ConfigError, match="set LLM_BASE_URL"):
         FindingsToReportTask(config)
+    with pytest.raises(ConfigError, match="set LLM_PRESET_DIR .* or LLM_BASE_URL"):
+        FindingsToReportTask(load_experiment("findings_report_llm", smoke=True))
+    monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    assert FindingsToReportTask(load_experiment("findings_report_llm", smoke=True)).options["writer"] == "openai"
+    monkeypatch.setenv("LLM_PRESET_DIR", "/some/preset")
+    assert FindingsToReportTask(load_experiment("findings_report_llm", smoke=True)).options["writer"] == "keras_hub"
+
+
+def test_the_ablation_rows_share_the_classifier_and_say_when_no_llm_is_configured(run, tmp_path, monkeypatch):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from chat_server import ChatServer
+
+    from medcap.models.findings_to_report_ablation import run_ablation
+
+    monkeypatch.delenv("LLM_PRESET_DIR", raising=False)
+    monkeypatch.delenv("LLM_BASE_URL", raising=False)
+    alone = run_ablation(run / "run", tmp_path / "template_only")
+    assert list(alone) == ["template"] and alone["template"]["faithfulness/f1"] == 1.0
+    assert "No LLM was configured" in (tmp_path / "template_only" / "ablation.md").read_text()
+
+    server = ChatServer()
+    try:
+        monkeypatch.setenv("LLM_BASE_URL", server.base_url)
+        monkeypatch.setenv("LLM_MODEL", "tiny-chat")
+        results = run_ablation(run / "run", tmp_path / "all")
+        assert list(results) == ["template", "llm (ICIL + CoT)", "llm, no ICIL", "llm, no CoT", "llm, neither"]
+        roles = {len(r["body"]["messages"]) for r in server.requests}
+        assert roles == {2, 8}  # without ICIL: system + study; with it: three examples in between
+        systems = {r["body"]["messages"][0]["content"].endswith("nothing after the report.") for r in server.requests}
+        assert systems == {True, False}  # CoT on and off
+        table = (tmp_path / "all" / "ablation.md").read_text()
+        assert table.count("\n| llm") == 4 and "`tiny-chat` through the `openai` writer" in table
+        # The classifier was evaluated once, in the run; every row reused that evaluation.
+        original = (run / "run" / "classifier" / "metrics_test.json").stat().st_mtime
+        for row in (tmp_path / "all").glob("*/classifier/metrics_test.json"):
+            assert row.stat().st_mtime == original
+        sent = len(server.requests)
+        run_ablation(run / "run", tmp_path / "all")
+        assert len(server.requests) == sent  # the shared cache answers a rerun
+    finally:
+        server.close()
+    assert "## Ablation: template vs LLM" in (run / "run" / "report.md").read_text()
