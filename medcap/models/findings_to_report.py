@@ -44,6 +44,7 @@ from medcap.reporting.prompts import ExampleIndex
 
 CLASSIFIER_DIR = "classifier"
 TRAIN_EXAMPLES = "descriptions_train.jsonl"
+LORA_DIR = "llm_lora"
 #: The `medcap.text.clean_report` style that made each dataset's `report_clean`.
 CLEANERS = {"iu_xray": "iu_xray", "mimic": "mimic_cxr"}
 BANK_FILE = "sentence_bank.json"
@@ -115,6 +116,36 @@ def train_examples(task, model, train: list, thresholds: list[float], workdir: P
     return ExampleIndex(descriptions, reports)
 
 
+def fine_tune_writer(task, workdir: Path) -> dict[str, Any]:
+    """LoRA factors for the keras_hub writer's model from the train pairs, once per run
+    (`medcap.reporting.fine_tune`); the prompts are the writer's own, ICIL and CoT as configured."""
+    from medcap.reporting.fine_tune import LORA_FILE, RECORD_FILE, fine_tune_causal_lm
+    from medcap.reporting.prompts import build_messages, render_prompt
+
+    out = workdir / LORA_DIR
+    if (out / LORA_FILE).is_file() and (out / RECORD_FILE).is_file():
+        record = json.loads((out / RECORD_FILE).read_text())
+    else:
+        examples = task.examples
+        settings = task.prompt_settings()
+        prompts = [render_prompt(build_messages(d, settings, examples if settings.icil else None)) for d in examples.descriptions]
+        o = task.options
+        record = fine_tune_causal_lm(
+            task.llm_preset_dir(),
+            prompts,
+            [" " + " ".join(r.split()) for r in examples.reports],
+            out,
+            lora_rank=int(o["lora_rank"]),
+            epochs=int(o["lora_epochs"]),
+            batch_size=int(o["lora_batch_size"]),
+            learning_rate=float(o["lora_learning_rate"]),
+            sequence_length=int(o["lora_sequence_length"]),
+            seed=task.config.train.seed,
+        )
+    task.lora_weights = str(out / LORA_FILE)
+    return record
+
+
 def scored_text(report: str, writer, dataset: str) -> str:
     if writer.writes_clean_text or dataset not in CLEANERS:
         return report
@@ -169,6 +200,7 @@ def evaluate_run(task, model, splits: dict[str, list], split: str, workdir: Path
     descriptions = describe_studies(task, model, ids, [first_view(e["image"]) for e in examples], probabilities, thresholds)
     if task.uses_examples:
         task.examples = train_examples(task, model, splits["train"], thresholds, workdir)
+    fine_tuned = fine_tune_writer(task, workdir) if task.options["fine_tune_llm"] else None
     writer = task.writer()
     written = writer.write(descriptions)
     generated = {w.study_id: scored_text(w.report, writer, config.data.name) for w in written}
@@ -186,6 +218,8 @@ def evaluate_run(task, model, splits: dict[str, list], split: str, workdir: Path
         texts.baselines[name].update(scores)
         metrics.update({f"baselines/{name}/{k}": v for k, v in scores.items()})
     metrics.update({f"classifier/{k}": v for k, v in classifier.items() if isinstance(v, (int, float, str)) and not k.startswith("baselines/")})
+    if fine_tuned is not None:
+        metrics["meta/llm_fine_tune"] = json.dumps(fine_tuned)
     metrics.update(
         {
             "meta/split": split,

@@ -2,7 +2,7 @@
 
 The proposal credits ICIL and chain of thought for coherent, clinically
 sound reports; this table measures that on one trained classifier. Each
-row re-evaluates a copy of a finished `findings_to_report` run (same
+row re-evaluates (`medcap evaluate`, in a child process) a copy of a finished `findings_to_report` run (same
 classifier, same test studies, same descriptions) with another writer:
 
     template                     the sentence bank (the run's own writer)
@@ -10,6 +10,8 @@ classifier, same test studies, same descriptions) with another writer:
     llm, no ICIL                 instruction and CoT only
     llm, no CoT                  ICIL examples, the report asked for directly
     llm, neither                 the instruction alone
+    llm fine-tuned (LoRA)        the keras_hub model fine-tuned on the train split first
+                                 (only with LLM_PRESET_DIR: a local model to train)
 
 The LLM is the one the environment names (`LLM_PRESET_DIR`: keras_hub;
 else `LLM_BASE_URL` and `LLM_MODEL`: openai, as `findings_report_llm`);
@@ -29,6 +31,8 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,7 @@ ROWS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("llm, no ICIL", {"writer": "llm", "icil": False, "cot": True}),
     ("llm, no CoT", {"writer": "llm", "icil": True, "cot": False}),
     ("llm, neither", {"writer": "llm", "icil": False, "cot": False}),
+    ("llm fine-tuned (LoRA)", {"writer": "keras_hub", "icil": False, "cot": False, "fine_tune_llm": True}),
 )
 COLUMNS = (
     ("BLEU-4", "Bleu_4"),
@@ -58,8 +63,6 @@ def llm_configured() -> bool:
 
 def run_ablation(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Any]:
     """Evaluates every row on a copy of `run_dir` (module docstring); returns {row: metrics}."""
-    from medcap import training
-
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "ablation"
     out.mkdir(parents=True, exist_ok=True)
@@ -71,14 +74,18 @@ def run_ablation(run_dir: str | Path, out_dir: str | Path | None = None) -> dict
     for name, options in ROWS:
         if options["writer"] == "llm" and not llm_configured():
             continue
-        workdir = out / name.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "").replace("+", "and")
+        if options["writer"] == "keras_hub" and not os.environ.get("LLM_PRESET_DIR"):
+            continue  # fine-tuning needs a local model
+        workdir = out / "".join(c if c.isalnum() else "_" for c in name).strip("_")
         if not (workdir / "model.keras").is_file():
             shutil.rmtree(workdir, ignore_errors=True)
             shutil.copytree(run_dir, workdir, ignore=shutil.ignore_patterns("ablation", "llm_cache", "tensorboard", "checkpoints"))
         variant = json.loads(json.dumps(config))
         variant["model"]["options"].update({**options, "llm_cache": str(cache)})
         (workdir / "config.json").write_text(json.dumps(variant, indent=1))
-        metrics = training.evaluate_workdir(workdir)
+        # `medcap evaluate` in a child process, as the user would run it (the trainer sits above this module).
+        subprocess.run([sys.executable, "-m", "medcap.cli", "evaluate", "--workdir", str(workdir)], check=True, stdout=subprocess.DEVNULL)
+        metrics = json.loads((workdir / "metrics.json").read_text())
         results[name] = {key: metrics.get(key) for _, key in COLUMNS} | {"meta/writer": metrics.get("meta/writer")}
     table = render_table(results)
     (out / "ablation.json").write_text(json.dumps(results, indent=1) + "\n")

@@ -22,6 +22,8 @@ every option of that task applies. Added here (`model.options`):
   uncertain (default 0.5);
 * `explain_method`: the saliency method whose peak gives each decided
   finding's location (default `gradcam`; `none` leaves locations out);
+* `fine_tune_llm` (with the keras_hub writer), `lora_*`: LoRA fine-tuning
+  of the writer's model on the train split first (`medcap.reporting.fine_tune`);
 * `section_normals`, `min_count`: the template writer's section normal
   sentences and the least support of a bank sentence.
 
@@ -73,6 +75,13 @@ REPORT_OPTIONS: dict[str, Any] = {
     "top_k": 10,
     "top_p": 0.9,
     "llm_batch_size": 4,
+    # Fine-tuning the keras_hub writer's model on the train split with LoRA (medcap.reporting.fine_tune).
+    "fine_tune_llm": False,
+    "lora_rank": 8,
+    "lora_epochs": 1,
+    "lora_learning_rate": 1e-4,
+    "lora_batch_size": 4,
+    "lora_sequence_length": 1024,
 }
 #: The model name the openai writer asks for when neither the option nor $LLM_MODEL names one.
 DEFAULT_LLM_MODEL = "gpt-4"
@@ -108,6 +117,8 @@ class FindingsToReportTask(FindingsTask):
             raise ConfigError(f"model.options.uncertain_below={self.options['uncertain_below']!r}: expected a probability in (0, 1]")
         if self.options["explain_method"] not in (*METHODS, "none"):
             raise ConfigError(f"model.options.explain_method={self.options['explain_method']!r}: expected one of {', '.join(METHODS)}, none")
+        if self.options["fine_tune_llm"] and writer != "keras_hub":
+            raise ConfigError(f"model.options.fine_tune_llm needs the keras_hub writer (a local model to train), not {writer!r}")
         if writer == "keras_hub" and not self.llm_preset_dir():
             raise ConfigError("the keras_hub writer needs a preset folder: set LLM_PRESET_DIR or model.options.llm_preset_dir")
         if writer == "openai" and not self.llm_base_url():
@@ -122,6 +133,8 @@ class FindingsToReportTask(FindingsTask):
         self.bank: SentenceBank | None = None
         #: The train studies' descriptions and reports the ICIL examples come from (set by evaluate or restore).
         self.examples: ExampleIndex | None = None
+        #: LoRA factors of the fine-tuned writer model (set by evaluate or restore).
+        self.lora_weights = ""
 
     def prepare(self, splits, workdir: Path) -> None:
         from medcap.models.findings_to_report import BANK_FILE
@@ -144,6 +157,11 @@ class FindingsToReportTask(FindingsTask):
         from medcap.models.findings_to_report import load_examples
 
         self.examples = load_examples(Path(workdir))
+        from medcap.models.findings_to_report import LORA_DIR
+        from medcap.reporting.fine_tune import LORA_FILE
+
+        lora = Path(workdir) / LORA_DIR / LORA_FILE
+        self.lora_weights = str(lora) if self.options["fine_tune_llm"] and lora.is_file() else ""
 
     def llm_base_url(self) -> str:
         return str(self.options["llm_base_url"] or os.environ.get("LLM_BASE_URL", ""))
@@ -159,7 +177,8 @@ class FindingsToReportTask(FindingsTask):
 
     @property
     def uses_examples(self) -> bool:
-        return self.options["writer"] != "template" and bool(self.options["icil"])
+        """Whether the writer needs the train studies' descriptions: ICIL examples or fine-tuning pairs."""
+        return self.options["writer"] != "template" and (bool(self.options["icil"]) or bool(self.options["fine_tune_llm"]))
 
     def writer(self, *, progress: bool = True):
         name = self.options["writer"]
@@ -176,7 +195,7 @@ class FindingsToReportTask(FindingsTask):
                 preset_dir=self.llm_preset_dir(),
                 settings=self.prompt_settings(),
                 cache_dir=cache,
-                examples=self.examples if self.uses_examples else None,
+                examples=self.examples if o["icil"] else None,
                 sampler=str(o["sampler"]),
                 max_tokens=int(o["max_new_tokens"]),
                 batch_size=int(o["llm_batch_size"]),
@@ -184,6 +203,7 @@ class FindingsToReportTask(FindingsTask):
                 top_k=int(o["top_k"]),
                 top_p=float(o["top_p"]),
                 seed=self.config.train.seed,
+                lora_weights=self.lora_weights,
                 progress=progress,
             )
         return WRITERS.get(name)(
@@ -191,7 +211,7 @@ class FindingsToReportTask(FindingsTask):
             model=self.llm_model(),
             settings=self.prompt_settings(),
             cache_dir=cache,
-            examples=self.examples if self.uses_examples else None,
+            examples=self.examples if o["icil"] else None,
             api_key_env=str(o["api_key_env"]),
             timeout=float(o["llm_timeout"]),
             max_retries=int(o["llm_max_retries"]),

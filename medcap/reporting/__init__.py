@@ -6,4 +6,5 @@
     prompts.py         what an LLM is sent: instruction, ICIL examples, chain of thought
     cache.py           LLM replies on disk, keyed by writer, model, prompt and settings
     llm_writers.py     the openai (chat-completions endpoint) and keras_hub (local causal LM) writers
+    fine_tune.py       LoRA fine-tuning of the keras_hub writer's model on the train split
 """

@@ -26,7 +26,9 @@ the replies (`parse_reply`). Subclasses implement `_generate(pending)`.
   top-k, top-p, beam), the prompts sorted by length into batches, each
   batch generating to its longest prompt plus `max_tokens` tokens (keras-hub
   bounds a batch's total length); the prompt is stripped from the output. Its cache key names the folder with a digest of
-  its config and weight files, so other weights never reuse a reply.
+  its config and weight files (and of the LoRA factors, when
+  `lora_weights` names a `.lora.h5` file of `medcap.reporting.fine_tune`),
+  so other weights never reuse a reply.
 """
 
 from __future__ import annotations
@@ -269,6 +271,7 @@ class KerasHubWriter(LLMWriter):
         top_p: float = 0.9,
         num_beams: int = 4,
         seed: int = 0,
+        lora_weights: str = "",
         progress: bool = True,
     ):
         import keras_hub
@@ -288,6 +291,12 @@ class KerasHubWriter(LLMWriter):
             self.lm = keras_hub.models.CausalLM.from_preset(str(path))
         except Exception as err:  # noqa: BLE001  (keras-hub raises many types for a bad folder)
             raise LLMError(f"cannot load a keras-hub CausalLM from {path}: {type(err).__name__}: {err}") from None
+        if lora_weights:
+            if not Path(lora_weights).is_file():
+                raise LLMError(f"LoRA weights {lora_weights} do not exist (fine-tune first: medcap.reporting.fine_tune)")
+            from medcap.reporting.fine_tune import load_lora
+
+            load_lora(self.lm.backbone, lora_weights)
         samplers = {
             "greedy": lambda: keras_hub.samplers.GreedySampler(temperature=temperature),
             "top_k": lambda: keras_hub.samplers.TopKSampler(k=top_k, seed=seed, temperature=temperature),
@@ -297,8 +306,10 @@ class KerasHubWriter(LLMWriter):
         self.lm.compile(sampler=samplers[sampler]())
         generation = {"sampler": sampler, "max_new_tokens": int(max_tokens), "temperature": float(temperature)}
         generation.update({"top_k": {"top_k": top_k, "seed": seed}, "top_p": {"top_p": top_p, "seed": seed}, "beam": {"num_beams": num_beams}}.get(sampler, {}))
-        super().__init__(model=_preset_identity(path), settings=settings, cache_dir=cache_dir, examples=examples, generation=generation, progress=progress)
+        identity = _preset_identity(path) + (f"+lora@{_file_digest(Path(lora_weights))}" if lora_weights else "")
+        super().__init__(model=identity, settings=settings, cache_dir=cache_dir, examples=examples, generation=generation, progress=progress)
         self.preset_dir = str(path)
+        self.lora_weights = str(lora_weights)
         self.batch_size = int(batch_size)
         self.max_tokens = int(max_tokens)
         self.generate_calls: list[int] = []
@@ -330,7 +341,7 @@ class KerasHubWriter(LLMWriter):
                 done(key, str(reply))
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "preset_dir": self.preset_dir, "batch_size": self.batch_size}
+        return {**super().info(), "preset_dir": self.preset_dir, "lora_weights": self.lora_weights, "batch_size": self.batch_size}
 
 
 def _preset_identity(path: Path) -> str:
@@ -339,6 +350,10 @@ def _preset_identity(path: Path) -> str:
     for weights in sorted(path.glob("*.h5")) + sorted(path.glob("*.safetensors")) + sorted(path.glob("*.weights.json")):
         digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
     return f"{path.name}@{digest.hexdigest()[:16]}"
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def _short(text: str, limit: int = 300) -> str:

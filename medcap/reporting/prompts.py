@@ -15,7 +15,7 @@ Ours, shared by every LLM writer:
   turn (its reference report). The findings vector holds each finding's
   state as 1 (present), 0.5 (uncertain) or 0 (absent); nearest is the
   smallest L1 distance, ties broken by the distance between probability
-  vectors, then by train order. The train descriptions come from the same
+  vectors, then by train order; a study never retrieves itself. The train descriptions come from the same
   classifier run on the train images, so an example shows the kind of input
   the model will get. Only the train split is ever retrieved from.
 * **CoT**: the instruction asks the model to reason about each finding first
@@ -103,7 +103,8 @@ class ExampleIndex:
         l1 = np.abs(self.states - states).sum(axis=1)
         l2 = np.sqrt(((self.probabilities - probabilities) ** 2).sum(axis=1))
         order = np.lexsort((np.arange(len(l1)), l2, l1))
-        return [int(i) for i in order[:k]]
+        # A train study (a fine-tuning prompt) never retrieves itself.
+        return [int(i) for i in order if self.descriptions[i].study_id != description.study_id][:k]
 
 
 def build_messages(description: StudyDescription, settings: PromptSettings, examples: ExampleIndex | None = None) -> list[dict[str, str]]:

@@ -138,13 +138,9 @@ def test_the_ablation_rows_share_the_classifier_and_say_when_no_llm_is_configure
     sys.path.insert(0, str(Path(__file__).parents[1]))
     from chat_server import ChatServer
 
-    from medcap.models.findings_to_report_ablation import run_ablation
+    from medcap.models.findings_to_report_ablation import render_table, run_ablation
 
     monkeypatch.delenv("LLM_PRESET_DIR", raising=False)
-    monkeypatch.delenv("LLM_BASE_URL", raising=False)
-    alone = run_ablation(run / "run", tmp_path / "template_only")
-    assert list(alone) == ["template"] and alone["template"]["faithfulness/f1"] == 1.0
-    assert "No LLM was configured" in (tmp_path / "template_only" / "ablation.md").read_text()
 
     server = ChatServer()
     try:
@@ -162,9 +158,41 @@ def test_the_ablation_rows_share_the_classifier_and_say_when_no_llm_is_configure
         original = (run / "run" / "classifier" / "metrics_test.json").stat().st_mtime
         for row in (tmp_path / "all").glob("*/classifier/metrics_test.json"):
             assert row.stat().st_mtime == original
-        sent = len(server.requests)
-        run_ablation(run / "run", tmp_path / "all")
-        assert len(server.requests) == sent  # the shared cache answers a rerun
+        assert results["template"]["faithfulness/f1"] == 1.0
     finally:
         server.close()
+    assert "No LLM was configured" in render_table({"template": results["template"]})
     assert "## Ablation: template vs LLM" in (run / "run" / "report.md").read_text()
+
+
+def test_a_fine_tuned_keras_hub_writer_run(run, tmp_path, monkeypatch):
+    """The trained run re-evaluated with findings_report_llm_finetuned's writer: a tiny GPT-2 preset
+    (tokenizer learned from the train reports) fine-tuned with LoRA on the train pairs, then writing."""
+    import shutil
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from tiny_causal_lm import write_tiny_gpt2
+
+    from medcap import training
+
+    workdir = tmp_path / "finetuned"
+    shutil.copytree(run / "run", workdir)
+    bank = json.loads((run / "run" / "sentence_bank.json").read_text())  # sentences of the train reports
+    train_sentences = [s for states in bank["sentences"].values() for s in states.values()]
+    write_tiny_gpt2(tmp_path / "preset", train_sentences, merges=300, embedding_scale=50.0)
+    monkeypatch.setenv("LLM_PRESET_DIR", str(tmp_path / "preset"))
+    experiment = load_experiment("findings_report_llm_finetuned", smoke=True)
+    config = json.loads((workdir / "config.json").read_text())
+    config["model"]["options"].update({**experiment.model.options, "max_new_tokens": 8, "lora_epochs": 1, "lora_sequence_length": 1200})
+    (workdir / "config.json").write_text(json.dumps(config))
+    metrics = training.evaluate_workdir(workdir)
+    record = json.loads(metrics["meta/llm_fine_tune"])
+    assert record["pairs"] == len((workdir / "descriptions_train.jsonl").read_text().splitlines()) > 0
+    assert record["trainable_parameters"] < record["backbone_parameters"] and (workdir / "llm_lora" / "model.lora.h5").is_file()
+    writer = json.loads(metrics["meta/writer"])
+    assert writer["writer"] == "keras_hub" and writer["lora_weights"].endswith("model.lora.h5") and writer["icil"] is False
+    # A second evaluation reuses the factors and the cached replies: nothing is trained or generated.
+    mtime = (workdir / "llm_lora" / "model.lora.h5").stat().st_mtime
+    again = json.loads(training.evaluate_workdir(workdir)["meta/writer"])
+    assert again["sent"] == 0 and (workdir / "llm_lora" / "model.lora.h5").stat().st_mtime == mtime

@@ -3,12 +3,9 @@ saved as a keras-hub preset folder and loaded through the writer's own code; pro
 
 from __future__ import annotations
 
-import re
-from collections import Counter
-
-import keras
 import numpy as np
 import pytest
+from tiny_causal_lm import write_tiny_gpt2
 
 from medcap.reporting.description import describe
 from medcap.reporting.llm_writers import KerasHubWriter, LLMError
@@ -23,55 +20,10 @@ TRAIN_REPORTS = [
 ]
 
 
-def learn_bpe(texts, merges: int):
-    """GPT-2's byte-level BPE: words pre-split as GPT-2 does, the most frequent adjacent pair merged `merges` times."""
-    from keras_hub.src.tokenizers.byte_pair_tokenizer import bytes_to_unicode
-
-    byte_list, chars = bytes_to_unicode()
-    to_char = {b[0]: c for b, c in zip(byte_list, chars)}
-    words = Counter(tuple(to_char[b] for b in w.encode()) for t in texts for w in re.findall(r" ?\w+| ?[^\w\s]+|\s+", t))
-    vocabulary = {c: i for i, c in enumerate(chars)}
-    learned = []
-    for _ in range(merges):
-        pairs = Counter()
-        for word, n in words.items():
-            for pair in zip(word, word[1:]):
-                pairs[pair] += n
-        if not pairs:
-            break
-        (a, b), _ = pairs.most_common(1)[0]
-        learned.append(f"{a} {b}")
-        vocabulary[a + b] = len(vocabulary)
-        merged = Counter()
-        for word, n in words.items():
-            out, i = [], 0
-            while i < len(word):
-                if i + 1 < len(word) and (word[i], word[i + 1]) == (a, b):
-                    out.append(a + b)
-                    i += 2
-                else:
-                    out.append(word[i])
-                    i += 1
-            merged[tuple(out)] += n
-        words = merged
-    vocabulary["<|endoftext|>"] = len(vocabulary)
-    return vocabulary, learned
-
-
 @pytest.fixture(scope="module")
 def preset(tmp_path_factory):
-    import keras_hub
-
-    vocabulary, merges = learn_bpe(TRAIN_REPORTS, 200)
-    tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=merges)
-    keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=tokenizer.vocabulary_size(), num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=4096
-    )
-    lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=keras_hub.models.GPT2CausalLMPreprocessor(tokenizer=tokenizer, sequence_length=64))
     folder = tmp_path_factory.mktemp("tiny_gpt2")
-    lm.save_to_preset(str(folder))
-    return folder, tokenizer
+    return folder, write_tiny_gpt2(folder, TRAIN_REPORTS)
 
 
 def studies(n: int, seed: int = 0, prefix: str = "s"):
