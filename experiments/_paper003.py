@@ -34,8 +34,9 @@ CHOICES = (
     "Stage 1, classifier: paper 004's (CheXNet's recipe: DenseNet121 pretrained on ImageNet, head 2 epochs "
     "frozen, then fine-tuned at 1e-4, CheXNet-weighted masked BCE), seven findings; thresholds chosen per "
     "finding on validation (maximum F1).",
-    "Stage 2, structured description: per finding, probability, decision at its threshold, state (present; "
-    "uncertain when decided below p = 0.5; absent), ChatCAD's graded words (below 0.2 'no sign of', "
+    "Stage 2, structured description: per finding, probability, decision at its threshold, state (present "
+    "when decided, else absent; model.options.uncertain_below = 0.5 would state decisions below one half as "
+    "uncertain, which CE, reading hedges as negative, penalises), ChatCAD's graded words (below 0.2 'no sign of', "
     "0.2-0.5 'small possibility of', 0.5-0.9 'likely', 0.9 and above 'definite'), and the Grad-CAM peak of "
     "each decided finding as image side (the image's left is the patient's right) and third.",
     "Stage 3, template writer: per finding and state, the most frequent train sentence (seen at least twice) "

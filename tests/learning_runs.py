@@ -97,16 +97,17 @@ def findings(root: Path, train_seed: int = TRAIN_SEED, data_seed: int = DATA_SEE
 
 
 def findings_report(root: Path, train_seed: int = TRAIN_SEED, data_seed: int = DATA_SEED):
-    """Paper 003's template run on 400 synthetic IU X-ray studies: paper 004's
-    tiny CNN at 64 px for 30 epochs, then the template writer; the classifier's
-    prevalence baseline only, no bootstrap."""
+    """Paper 003's template run, the synthetic default of
+    `experiments/findings_report_template.py` (600 synthetic IU X-ray studies,
+    paper 004's tiny CNN at 64 px for 40 epochs, then the template writer);
+    the classifier's prevalence baseline only, no bootstrap."""
     from medcap.config import load_experiment
 
     return load_experiment(
         "findings_report_template",
         overrides=[
             f"data.data_dir={root / 'data'}", f"data.synthetic_seed={data_seed}", f"train.seed={train_seed}",
-            "data.synthetic_num=400", "train.epochs=30", "train.verbose=0", "train.tensorboard=false",
+            "train.verbose=0", "train.tensorboard=false",
             'eval.label_baselines=["prevalence"]', "eval.bootstrap=0",
         ],
     )  # fmt: skip

@@ -19,7 +19,8 @@ every option of that task applies. Added here (`model.options`):
 * `certainty_edges` / `certainty_words`: the probability bands of the
   graded certainty (ChatCAD's by default);
 * `uncertain_below`: a decided finding below this probability is stated as
-  uncertain (default 0.5);
+  uncertain (default 0: every decided finding is stated as present, see
+  `medcap.reporting.description`);
 * `explain_method`: the saliency method whose peak gives each decided
   finding's location (default `gradcam`; `none` leaves locations out);
 * `fine_tune_llm` (with the keras_hub writer), `lora_*`: LoRA fine-tuning
@@ -52,7 +53,7 @@ REPORT_OPTIONS: dict[str, Any] = {
     "writer": "template",
     "certainty_edges": list(CHATCAD_EDGES),
     "certainty_words": list(CHATCAD_WORDS),
-    "uncertain_below": 0.5,
+    "uncertain_below": 0.0,
     "explain_method": "gradcam",
     "section_normals": True,
     "min_count": 2,
@@ -113,8 +114,8 @@ class FindingsToReportTask(FindingsTask):
             CertaintyBands(tuple(self.options["certainty_edges"]), tuple(self.options["certainty_words"]))
         except ValueError as err:
             raise ConfigError(f"model.options: {err}") from None
-        if not 0.0 < float(self.options["uncertain_below"]) <= 1.0:
-            raise ConfigError(f"model.options.uncertain_below={self.options['uncertain_below']!r}: expected a probability in (0, 1]")
+        if not 0.0 <= float(self.options["uncertain_below"]) <= 1.0:
+            raise ConfigError(f"model.options.uncertain_below={self.options['uncertain_below']!r}: expected a probability in [0, 1]")
         if self.options["explain_method"] not in (*METHODS, "none"):
             raise ConfigError(f"model.options.explain_method={self.options['explain_method']!r}: expected one of {', '.join(METHODS)}, none")
         if self.options["fine_tune_llm"] and writer != "keras_hub":

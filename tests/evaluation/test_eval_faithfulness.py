@@ -9,7 +9,7 @@ from medcap.reporting.description import describe
 
 
 def one(probabilities):
-    return describe("s", probabilities, {name: 0.3 for name in probabilities})
+    return describe("s", probabilities, {name: 0.3 for name in probabilities}, uncertain_below=0.5)
 
 
 def test_counts_hallucinated_omitted_and_state():

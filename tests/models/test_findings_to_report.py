@@ -62,7 +62,7 @@ def test_report_options_are_checked(tmp_path):
 
     for option, message in (
         ("model.options.writer=poet", "writer='poet'"),
-        ("model.options.uncertain_below=0", "uncertain_below=0"),
+        ("model.options.uncertain_below=1.5", "uncertain_below=1.5"),
         ('model.options.certainty_words=["a","b"]', "3 edges need 4 words"),
         ("model.options.explain_method=magic", "explain_method='magic'"),
     ):

@@ -42,6 +42,7 @@ def test_states_follow_threshold_and_the_uncertain_band():
         {"Cardiomegaly": 0.95, "Edema": 0.35, "Pneumothorax": 0.2},
         {"Cardiomegaly": 0.4, "Edema": 0.3, "Pneumothorax": 0.25},
         peaks={"Cardiomegaly": (0.7, 0.6), "Edema": (0.2, 0.5), "Pneumothorax": (0.1, 0.1)},
+        uncertain_below=0.5,
     )
     by_name = {f.name: f for f in description.findings}
     assert by_name["Cardiomegaly"].state == "present" and by_name["Cardiomegaly"].certainty == "definite"

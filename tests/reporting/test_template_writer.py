@@ -42,7 +42,8 @@ def random_descriptions(names, n: int, seed: int):
     for i in range(n):
         p = {name: float(rng.uniform()) for name in names}
         t = {name: float(rng.uniform(0.2, 0.7)) for name in names}
-        out.append(describe(f"s{i}", p, t, peaks={name: (float(rng.uniform()), float(rng.uniform())) for name in names}))
+        peaks = {name: (float(rng.uniform()), float(rng.uniform())) for name in names}
+        out.append(describe(f"s{i}", p, t, peaks=peaks, uncertain_below=0.5))  # all three states
     return out
 
 
