@@ -33,6 +33,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,8 @@ def llm_configured() -> bool:
     return bool(os.environ.get("LLM_PRESET_DIR") or os.environ.get("LLM_BASE_URL"))
 
 
-def run_ablation(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Any]:
-    """Evaluates every row on a copy of `run_dir` (module docstring); returns {row: metrics}."""
+def run_ablation(run_dir: str | Path, out_dir: str | Path | None = None, rows: Sequence[str] | None = None) -> dict[str, Any]:
+    """Evaluates every row (or the named `rows`) on a copy of `run_dir` (module docstring); returns {row: metrics}."""
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "ablation"
     out.mkdir(parents=True, exist_ok=True)
@@ -71,7 +72,13 @@ def run_ablation(run_dir: str | Path, out_dir: str | Path | None = None) -> dict
         raise ValueError(f"{run_dir} holds a {config['model']['name']} run; the ablation needs a findings_to_report run")
     results: dict[str, Any] = {}
     cache = out / "llm_cache"
+    known = [name for name, _ in ROWS]
+    unknown = sorted(set(rows or ()) - set(known))
+    if unknown:
+        raise ValueError(f"unknown ablation rows {unknown}; valid: {known}")
     for name, options in ROWS:
+        if rows is not None and name not in rows:
+            continue
         if options["writer"] == "llm" and not llm_configured():
             continue
         if options["writer"] == "keras_hub" and not os.environ.get("LLM_PRESET_DIR"):
