@@ -54,7 +54,7 @@ def test_a_local_preset_writes_in_batches_parses_and_caches(preset, tmp_path):
         assert messages[-1]["content"] == description.to_text() and render_prompt(messages).endswith("Report:\n")
         # The reply is the generated continuation only (the prompt stripped), parsed for the marker.
         reply = report.extras["reply"]
-        assert reply and "Structured findings:" not in reply
+        assert isinstance(reply, str) and "Structured findings:" not in reply  # may be empty: the end token can come first
         assert (report.report, report.extras["reasoning"], report.extras["marker_missing"]) == parse_reply(reply, cot=True)
     # The same prompts again: all from the cache, nothing generated.
     again = writer(folder, tmp_path, batch_size=2, max_tokens=12)
