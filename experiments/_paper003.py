@@ -51,19 +51,7 @@ CHOICES = (
 
 #: The scaled-down run on a synthetic IU X-ray-format tree: paper 004's synthetic default (the tiny CNN
 #: at 64 px, 40 epochs, no frozen phase) on 600 studies.
-SYNTHETIC_OVERRIDES = (
-    "data.synthetic_num=600",
-    "data.synthetic_image_size=64",
-    "data.image_size=[64,64]",
-    "model.preset=tiny",
-    "model.encoder_weights=auto",
-    "train.epochs=40",
-    "train.frozen_epochs=0",
-    "train.batch_size=32",
-    "train.learning_rate=0.003",
-    "train.early_stopping_patience=0",
-    "eval.bootstrap=200",
-)
+SYNTHETIC_OVERRIDES = tuple(o for o in load_sibling(__file__, "_paper004").SYNTHETIC_OVERRIDES if not o.startswith("data.options"))
 
 
 def paper_config(*, name: str, table: str, writer_options: dict | None = None) -> ExperimentConfig:

@@ -154,8 +154,11 @@ def scored_text(report: str, writer, dataset: str) -> str:
     return clean_report(report, CLEANERS[dataset])
 
 
-def describe_studies(task, model, ids: list[str], image_paths: list[str], probabilities: np.ndarray, thresholds: list[float]) -> list[StudyDescription]:
-    images = load_images(task, image_paths)
+def describe_studies(
+    task, model, ids: list[str], image_paths: list[str], probabilities: np.ndarray, thresholds: list[float], images: np.ndarray | None = None
+) -> list[StudyDescription]:
+    """One description per study; `images` are the decoded first views when the caller has them already."""
+    images = load_images(task, image_paths) if images is None else images
     located = map_peaks(task, model, images, probabilities, thresholds)
     bands = certainty_bands(task.options)
     names = task.label_names
@@ -226,11 +229,12 @@ def evaluate_run(task, model, splits: dict[str, list], split: str, workdir: Path
             "meta/num_examples": len(ids),
             "meta/writer": json.dumps(writer.info()),
             "meta/reference": "report_clean",
-            "meta/labeler": "medcap.evaluation.clinical (rule-based CheXpert-14, ours); CE over its five observations, micro and macro; uncertain read as negative",
+            "meta/labeler": "medcap.evaluation.clinical (rule-based CheXpert-14, ours); CE over its five observations, micro and macro; "
+            + ("uncertain read as positive" if config.eval.ce_uncertain else "uncertain read as negative"),
         }
     )
     _write_outputs(workdir, split, descriptions, written, generated, references, per_study)
-    (workdir / "report.md").write_text(render_report(task, metrics, texts.baselines, descriptions, written, references, writer.info()))
+    (workdir / "report.md").write_text(render_report(task, metrics, texts.baselines, writer.info()))
     return metrics
 
 
@@ -258,7 +262,7 @@ def _write_outputs(workdir: Path, split: str, descriptions, written, generated, 
     (workdir / "samples.md").write_text("\n".join(lines))
 
 
-def render_report(task, metrics, baselines, descriptions, written, references, writer_info) -> str:
+def render_report(task, metrics, baselines, writer_info) -> str:
     from medcap.evaluation.report import SYNTHETIC_BANNER, results_table, truth_section
 
     config = task.config

@@ -237,7 +237,7 @@ class FindingsToReportTask(FindingsTask):
         images = load_images(self, image_paths)
         probabilities = np.asarray(model.predict(images, verbose=0), dtype=np.float64)
         ids = [Path(p).stem for p in image_paths]
-        descriptions = describe_studies(self, model, ids, list(image_paths), probabilities, load_thresholds(self))
+        descriptions = describe_studies(self, model, ids, list(image_paths), probabilities, load_thresholds(self), images=images)
         writer = self.writer(progress=False)
         written = writer.write(descriptions)
         return [
