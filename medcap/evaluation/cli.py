@@ -6,6 +6,7 @@
     medcap baseline {constant,random_train} --dataset NAME --data-dir DIR
                  [--split test] [--out FILE] [--references-out FILE] [--seed S]
                  [--criterion bleu4|cider] [--variant V] [--option KEY=VALUE]
+    medcap compare RUN_DIR... --out DIR [--split S] [--bootstrap N] [--seed S]
 
 Both files map `id -> [text, ...]` (a plain string is accepted too), the
 pycocoevalcap / R2Gen result format. `--json` prints one JSON object whose
@@ -14,6 +15,8 @@ extras (see medcap.evaluation.text_metrics). `baseline` reads the dataset with
 its registered reader and predicts for the chosen split from the train
 split's `report_clean` texts; `--references-out` also writes the split's
 `report_clean` texts as a references file for `medcap score`.
+`compare` puts several trained runs on one leaderboard
+(`medcap.evaluation.compare`, `medcap.evaluation.leaderboard`).
 
 No TensorFlow is imported here.
 """
@@ -128,6 +131,19 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from medcap.evaluation.compare import compare_runs
+    from medcap.evaluation.leaderboard import write_leaderboard
+
+    comparison = compare_runs(args.runs, split=args.split, bootstrap=args.bootstrap, seed=args.seed)
+    paths = write_leaderboard(comparison, args.out)
+    sys.stdout.write(paths["md"].read_text(encoding="utf-8"))
+    for note in comparison.notes:
+        print(f"medcap: note: {note}", file=sys.stderr)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from medcap.evaluation.text_metrics import BLEU_FLAVOURS, METRIC_GROUPS
 
@@ -203,3 +219,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="reader option, e.g. check_images=none",
     )
     p.set_defaults(handler=_cmd_baseline)
+
+    p = subparsers.add_parser(
+        "compare",
+        help="one leaderboard of several runs on the same test reports, with CIs and paired tests",
+        description="Compare trained runs on identical terms: refuses runs whose dataset, split, test ids or "
+        "references differ; writes leaderboard.{md,csv,json,png} into --out.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run workdirs (or results collections: their default run)")
+    p.add_argument("--out", required=True, help="directory for leaderboard.{md,csv,json,png}")
+    p.add_argument("--split", default=None, choices=("train", "val", "test"), help="default: the runs' eval.split")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="resamples for CIs and the paired bootstrap test")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.set_defaults(handler=_cmd_compare)

@@ -32,7 +32,10 @@ METEOR needs java: without it the METEOR cells are None and
 `meta/meteor` says why, for the model and the baselines alike.
 
 The per-report scores of the model (`TextEvaluation.evaluation.per_report`)
-are kept for paired tests between systems on the same reports.
+are kept for paired tests between systems on the same reports, and
+`save_scored_texts` writes `texts_<split>.json` into the run: exactly the
+references, the system's texts and each baseline's texts that were scored, the
+one input `medcap compare` reads whatever the system.
 """
 
 from __future__ import annotations
@@ -104,12 +107,14 @@ def evaluate_texts(
     *,
     seed: int,
     truth: Mapping[str, Any] | None = None,
+    meteor: Any = None,
 ) -> TextEvaluation:
     """Scores the model's reports and every configured baseline (module docstring).
 
     `eval_config`: a `medcap.config.EvalConfig` (bleu_flavour, bootstrap,
     ce_uncertain, baselines). `truth`: the synthetic tree's findings
-    (`medcap.data.synthetic.truth_for`), or None on real data.
+    (`medcap.data.synthetic.truth_for`), or None on real data. `meteor`: a
+    running `MeteorJar` to reuse (else one is started here and closed).
     """
     from medcap.evaluation.text_metrics import MeteorJar, MeteorUnavailable, evaluate
 
@@ -131,10 +136,12 @@ def evaluate_texts(
     baseline_scores: dict[str, dict[str, Any]] = {}
     baseline_texts: dict[str, dict[str, str]] = {}
     with contextlib.ExitStack() as stack:
-        try:
-            jar = stack.enter_context(MeteorJar())
-        except MeteorUnavailable:
-            jar = None  # evaluate records why METEOR is missing
+        jar = meteor
+        if jar is None:
+            try:
+                jar = stack.enter_context(MeteorJar())
+            except MeteorUnavailable:
+                jar = None  # evaluate records why METEOR is missing
         evaluation = score(outputs.generated, bootstrap=eval_config.bootstrap, jar=jar)
         metrics.update(evaluation.corpus)
         if truth is not None:
@@ -156,6 +163,32 @@ def evaluate_texts(
             metrics[f"meta/baselines/{name}"] = note
             metrics.update({f"baselines/{name}/{key}": value for key, value in scores.items()})
     return TextEvaluation(metrics, baseline_scores, baseline_texts, evaluation)
+
+
+#: A run's scored texts on a split (`save_scored_texts`).
+SCORED_TEXTS = "texts_{split}.json"
+
+
+def save_scored_texts(workdir: Any, split: str, outputs: TextOutputs, evaluation: TextEvaluation) -> Any:
+    """Writes `texts_<split>.json`: {split, references (id -> [text]),
+    predictions (id -> text), baselines (name -> {note, texts})}, the texts
+    exactly as scored, so another program can rescore them on equal terms."""
+    import json
+    from pathlib import Path
+
+    record = {
+        "split": split,
+        "references": {str(k): list(v) for k, v in outputs.references.items()},
+        "predictions": {str(k): v for k, v in outputs.generated.items()},
+        "baselines": {
+            name: {"note": evaluation.metrics.get(f"meta/baselines/{name}", ""), "texts": texts}
+            for name, texts in evaluation.baseline_texts.items()
+        },
+    }
+    path = Path(workdir) / SCORED_TEXTS.format(split=split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
 
 
 @dataclass

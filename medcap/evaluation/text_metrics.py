@@ -25,7 +25,9 @@ must match exactly (`IdMismatchError` lists a few missing on each side).
   (bootstrap 95% CIs) and `meta/...` (how every number was computed).
 
 `Evaluation.per_report` maps metric key -> np.ndarray aligned with
-`Evaluation.ids` (sorted), for paired tests (medcap.evaluation.statistics).
+`Evaluation.ids` (sorted), for paired tests (medcap.evaluation.statistics);
+`Evaluation.resamplers` recompute each corpus metric under bootstrap weights
+(the CIs here, the paired bootstrap in medcap.evaluation.compare).
 
 How each number is computed (flavours):
 
@@ -574,6 +576,10 @@ class Evaluation:
     ids: list[str]
     corpus: dict[str, Any]
     per_report: dict[str, np.ndarray] = field(default_factory=dict)
+    #: metric key -> f(weights (B, n)) -> (B,) corpus values under report
+    #: resampling; the paired bootstrap applies the same weights to two systems.
+    #: METEOR's needs the jar it was scored with to be running.
+    resamplers: dict[str, Any] = field(default_factory=dict)
 
 
 def _check_metrics(metrics: Iterable[str] | None) -> list[str]:
@@ -732,7 +738,7 @@ def evaluate(
     finally:
         if own_jar is not None:
             own_jar.close()
-    return Evaluation(ids=corpus.ids, corpus=result, per_report=per_report)
+    return Evaluation(ids=corpus.ids, corpus=result, per_report=per_report, resamplers=resamplers)
 
 
 def score_corpus(

@@ -11,6 +11,7 @@ through `ClipTask.evaluate`) writes into the run's workdir
     report.md                 the run's metrics beside the paper and the baselines
     samples.md                retrieved vs reference reports
     predictions_<split>.json  id -> [retrieved report]  (pycocoevalcap format)
+    texts_<split>.json        the references, reports and baselines as scored (`medcap compare`)
     retrieval_bank.npz/.json  train report embeddings and texts (for `medcap caption`)
 
 and returns the metrics dict (metrics.json): every `score_corpus` key
@@ -131,7 +132,12 @@ def evaluate_run(
     """Retrieval-based reports for `split`, scored; see the module docstring for outputs."""
     from medcap.evaluation import baselines as trivial
     from medcap.evaluation.classification import cosine_similarity
-    from medcap.evaluation.evaluator import TextOutputs, evaluate_retrieval, evaluate_texts
+    from medcap.evaluation.evaluator import (
+        TextOutputs,
+        evaluate_retrieval,
+        evaluate_texts,
+        save_scored_texts,
+    )
     from medcap.models.clip_retrieval import encoder_text, top1_retrieval
 
     config = task.config
@@ -162,12 +168,9 @@ def evaluate_run(
             "nearest_train baseline: report of the train image nearest (cosine) under untrained "
             "DenseNet121 + GAP features: " + json.dumps(record),
         )
-    texts = evaluate_texts(
-        TextOutputs(references, {key: texts[0] for key, texts in predictions.items()}, train_reports, task_baselines),
-        config.eval,
-        seed=config.train.seed,
-        truth=synthetic.truth_for(config.data),
-    )
+    outputs = TextOutputs(references, {key: texts[0] for key, texts in predictions.items()}, train_reports, task_baselines)
+    texts = evaluate_texts(outputs, config.eval, seed=config.train.seed, truth=synthetic.truth_for(config.data))
+    save_scored_texts(workdir, split, outputs, texts)
     metrics: dict[str, Any] = dict(texts.metrics)
     baseline_scores = texts.baselines
 

@@ -10,6 +10,7 @@ For the evaluated split, in the workdir:
     descriptions_train.jsonl     LLM writers with ICIL: the train studies' descriptions and
                                  reports the in-context examples are drawn from
     reports_<split>.jsonl        id, written report, the text scored, reference, writer extras
+    texts_<split>.json           the references, scored reports and baselines (`medcap compare`)
     prompts_<split>.jsonl        LLM writers: exactly what was sent for each study
     llm_cache/                   LLM writers: every reply, keyed by (writer, model, prompt)
     samples.md                   the first studies: findings block, report, reference
@@ -177,7 +178,7 @@ def describe_studies(
 
 
 def evaluate_run(task, model, splits: dict[str, list], split: str, workdir: Path) -> dict[str, Any]:
-    from medcap.evaluation.evaluator import TextOutputs, evaluate_texts
+    from medcap.evaluation.evaluator import TextOutputs, evaluate_texts, save_scored_texts
     from medcap.evaluation.faithfulness import faithfulness
     from medcap.models import findings_report
 
@@ -210,7 +211,9 @@ def evaluate_run(task, model, splits: dict[str, list], split: str, workdir: Path
     references = {i: [e["report_clean"]] for i, e in zip(ids, examples)}
     train_texts = [e["report_clean"] for e in splits["train"]]
 
-    texts = evaluate_texts(TextOutputs(references, generated, train_texts), config.eval, seed=config.train.seed, truth=synthetic.truth_for(config.data))
+    outputs = TextOutputs(references, generated, train_texts)
+    texts = evaluate_texts(outputs, config.eval, seed=config.train.seed, truth=synthetic.truth_for(config.data))
+    save_scored_texts(workdir, split, outputs, texts)
     metrics: dict[str, Any] = dict(texts.metrics)
     faithful = faithfulness(descriptions, [generated[w.study_id] for w in written])
     per_study = faithful.pop("per_study_f1")

@@ -8,6 +8,7 @@
     samples.md    generated vs reference captions
     plots/        loss.png, accuracy.png (history.csv) and attention_*.png
     predictions_<split>.json   id -> generated caption
+    texts_<split>.json         the references, captions and baselines as scored (`medcap compare`)
 
 and returns the metrics dict the trainer saves as metrics.json:
 
@@ -42,7 +43,7 @@ import numpy as np
 
 from medcap.data import synthetic
 from medcap.data.base import Example
-from medcap.evaluation.evaluator import TextOutputs, evaluate_texts
+from medcap.evaluation.evaluator import TextOutputs, evaluate_texts, save_scored_texts
 
 #: Table 2 and Table 3 rows of report.md, in order.
 TABLE_KEYS = ("accuracy", "precision", "recall", "f1", "Bleu_1", "Bleu_2")
@@ -164,12 +165,9 @@ def evaluate(task, model, splits: dict[str, list[Example]], split: str, workdir:
     ids = [str(e["id"]) for e in examples]
     predictions = {key: task.vocabulary.decode(row) for key, row in zip(ids, tokens)}
     references = {str(e["id"]): [e["report_clean"]] for e in examples}
-    texts = evaluate_texts(
-        TextOutputs(references, predictions, [e["report_clean"] for e in splits["train"]]),
-        config.eval,
-        seed=config.train.seed,
-        truth=synthetic.truth_for(config.data),
-    )
+    outputs = TextOutputs(references, predictions, [e["report_clean"] for e in splits["train"]])
+    texts = evaluate_texts(outputs, config.eval, seed=config.train.seed, truth=synthetic.truth_for(config.data))
+    save_scored_texts(workdir, split, outputs, texts)
     metrics.update(texts.metrics)
     baselines = texts.baselines
 

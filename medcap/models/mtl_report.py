@@ -17,6 +17,7 @@ writes into its workdir
     per_report_<split>.json    per-report text scores, for Table 2's paired t-test
     predictions_<split>.json   id -> generated report, reference, acuity, findings
     baselines_<split>.json     id -> each text baseline's report (scored by BERTScore later)
+    texts_<split>.json         the references, reports and baselines as scored (`medcap compare`)
     report.md, samples.md
 
 The STL / MTL-EQ / MTL-TP report over several runs is `medcap.models.mtl_regimes`.
@@ -63,6 +64,7 @@ from medcap.evaluation.evaluator import (
     evaluate_labels,
     evaluate_ordinal,
     evaluate_texts,
+    save_scored_texts,
 )
 from medcap.evaluation.report import format_value, markdown_table
 
@@ -156,12 +158,9 @@ def evaluate_run(task, model, splits: dict[str, list[Example]], split: str, work
         references = {key: [report_text(e, keep)] for key, e in zip(ids, examples)}
         generated = {key: task.report_vocabulary.decode(row) for key, row in zip(ids, predicted["report"])}
         train_texts = [report_text(e, keep) for e in train]
-        texts = evaluate_texts(
-            TextOutputs(references, generated, train_texts),
-            config.eval,
-            seed=seed,
-            truth=synthetic.truth_for(config.data),
-        )
+        outputs = TextOutputs(references, generated, train_texts)
+        texts = evaluate_texts(outputs, config.eval, seed=seed, truth=synthetic.truth_for(config.data))
+        save_scored_texts(workdir, split, outputs, texts)
         metrics.update(texts.metrics)
         # Filled per run by the cross-regime report (`--bert-preset`), not here.
         metrics.update(dict.fromkeys(BERT_KEYS))

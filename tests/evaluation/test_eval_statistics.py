@@ -82,3 +82,26 @@ def test_bootstrap_ci_of_a_mean():
     assert low < values.mean() < high
     assert high - low == pytest.approx(2 * 1.96 * se, rel=0.1)
     assert st.percentile_interval([np.nan, np.nan]) != st.percentile_interval([1.0, 2.0])
+
+
+def test_paired_bootstrap_test_on_constructed_cases():
+    """Same resamples for both systems: identical systems give p = 1; a system
+    better on every report gives the smallest p, 1 / (B + 1); a difference that
+    flips sign across resamples is not significant."""
+    from medcap.evaluation.statistics import bootstrap_weights, paired_bootstrap_test
+
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 1, 50)
+    weights = bootstrap_weights(50, 400, seed=1)
+
+    def means(scores):
+        return (weights @ scores) / 50
+
+    same = paired_bootstrap_test(means(a), means(a.copy()), a.mean(), a.mean())
+    assert same == {"diff": 0.0, "p": 1.0, "n_resamples": 400}
+    better = a + rng.uniform(0.2, 0.3, 50)
+    result = paired_bootstrap_test(means(a), means(better), a.mean(), better.mean())
+    assert result["diff"] == pytest.approx(better.mean() - a.mean()) and result["p"] == 1 / 401
+    noisy = a + rng.normal(0, 0.3, 50)
+    noisy += a.mean() - noisy.mean() + 0.001  # a tiny shift drowned in noise
+    assert paired_bootstrap_test(means(a), means(noisy), a.mean(), noisy.mean())["p"] > 0.5

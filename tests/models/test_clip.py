@@ -725,12 +725,14 @@ def test_end_to_end_on_synthetic_iu_xray(tmp_path):
       chance: 0.256 [0.150, 0.383], 0.127 (2.0); BLEU-2 - random_train: 0.013 [-0.136, 0.071],
       0.149 (0.1). Below 3 deviations on 60 test pairs: shown in report.md, not asserted.
     """
+    from compare_checks import assert_leaderboard_matches
     from learning_runs import clip
 
     from medcap.training import caption_images, fit
 
     workdir = tmp_path / "run"
     metrics = fit(clip(tmp_path), workdir)["metrics"]
+    assert_leaderboard_matches(workdir, json.loads((workdir / "metrics.json").read_text()))
     n = metrics["meta/num_examples"]
     distinct = metrics["retrieval/num_distinct_reports"]
     assert 0 < distinct <= n and metrics["retrieval/chance/R@5"] == pytest.approx(5 / distinct)

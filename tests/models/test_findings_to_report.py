@@ -46,6 +46,13 @@ def test_the_run_writes_descriptions_reports_and_the_review_sheet(run):
     assert (workdir / "samples.md").read_text().count("**Report:**") == min(20, len(test_ids))
 
 
+def test_the_leaderboard_reads_the_run_and_its_classifier_auroc(run):
+    from compare_checks import assert_leaderboard_matches
+
+    metrics = json.loads((run / "run" / "metrics.json").read_text())
+    assert_leaderboard_matches(run / "run", metrics)
+
+
 def test_medcap_report_prints_structured_findings_then_the_report(run, capsys):
     images = sorted(str(p) for p in (run / "data").rglob("images/*/0.png"))[:2]
     assert cli.main(["report", "--workdir", str(run / "run"), *images]) == 0

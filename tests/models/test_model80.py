@@ -382,6 +382,7 @@ def test_smoke_experiment_end_to_end_states_the_drawn_findings(tmp_path, monkeyp
       0.118], 0.054: under 1.5 deviations, so BLEU is shown in report.md, not asserted.
       With 600 images truth F1 - blind was 0.239 +- 0.104 (2.3x), hence 1,000.
     """
+    from compare_checks import assert_leaderboard_matches
     from learning_runs import blind_truth_f1, model80
     from PIL import Image
 
@@ -394,6 +395,7 @@ def test_smoke_experiment_end_to_end_states_the_drawn_findings(tmp_path, monkeyp
     result = training.fit(config, workdir)
     metrics = json.loads((workdir / "metrics.json").read_text())
     assert metrics["Bleu_2"] == pytest.approx(result["metrics"]["Bleu_2"])
+    assert_leaderboard_matches(workdir, metrics)
     for key in ("accuracy", "precision", "recall", "f1", "Bleu_1", "Bleu_2", "coco/Bleu_2", "nltk/Bleu_2"):
         assert 0.0 <= metrics[key] <= 1.0, key
     assert metrics["Bleu_2"] == metrics["nltk/Bleu_2"]  # the flavour paper 000 most likely used

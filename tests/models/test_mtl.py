@@ -650,11 +650,13 @@ def test_each_head_beats_its_trivial_baseline_on_synthetic_data(tmp_path):
     * oc/accuracy - majority: 0.275 [0.203, 0.340], 0.071 -> asserted >= 0.06.
     * BLEU-2 - constant: -0.004 [-0.043, 0.022], 0.039: no signal; shown, not asserted.
     """
+    from compare_checks import assert_leaderboard_matches
     from learning_runs import mtl
 
     from medcap import training
 
     metrics = training.fit(mtl(tmp_path), tmp_path / "results" / "eq")["metrics"]
+    assert_leaderboard_matches(tmp_path / "results" / "eq", metrics)
     assert metrics["truth/ce/micro_f1"] - metrics["baselines/constant/truth/ce/micro_f1"] >= 0.18
     assert metrics["ml/f1"] - metrics["baselines/prevalence/ml/f1"] >= 0.31
     assert metrics["oc/accuracy"] - metrics["baselines/majority/oc/accuracy"] >= 0.06
