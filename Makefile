@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test test-fast lint bench reproduce-model80 reproduce-model70 reproduce-mtl \
+.PHONY: install test test-fast lint bench compare-iu-xray reproduce-model80 reproduce-model70 reproduce-mtl \
 	reproduce-mtl-sweep reproduce-clip reproduce-findings reproduce-findings-ablation reproduce-findings-report reproduce-findings-report-llm reproduce-findings-report-ablation clean help
 
 help:
@@ -24,6 +24,7 @@ help:
 	@echo "make reproduce-findings  paper 004 findings classifier: AUROC, localisation, sanity check, gallery (results/findings; CXR14_DIR=)"
 	@echo "make reproduce-findings-ablation  paper 004 transfer-learning ablation -> results/findings/ablation.md (+ report.md)"
 	@echo "make reproduce-findings-report  paper 003 findings -> structured description -> template report (results/findings_report; IU_XRAY_DIR=)"
+	@echo "make compare-iu-xray     every system on IU X-ray, one leaderboard (results/compare_iu_xray; IU_XRAY_DIR=)"
 	@echo "make reproduce-findings-report-llm  the same with an LLM writer (LLM_BASE_URL=, LLM_MODEL=)"
 	@echo "make reproduce-findings-report-ablation  template vs LLM, ICIL and CoT on/off -> results/findings_report/ablation"
 	@echo "make bench               ratio benchmarks in bench/"
@@ -119,6 +120,17 @@ reproduce-findings-report-llm: $(STAMP)
 # the LLM rows need LLM_PRESET_DIR or LLM_BASE_URL (+ LLM_MODEL), else the table says none was configured.
 reproduce-findings-report-ablation: $(STAMP)
 	$(BIN)/python -m medcap.models.findings_to_report_ablation results/findings_report
+
+# Every system on IU X-ray's R2Gen split, then one leaderboard (medcap compare) in results/compare_iu_xray/.
+# IU_XRAY_DIR: the IU X-ray download (R2Gen layout); without it, one synthetic tree with realistic report
+# variety. COMPARE_ARGS: extra `medcap train` arguments for every run (e.g. --smoke for the tiny version).
+COMPARE_IU_XRAY = model80_iu_xray clip_iu_xray clip_baseline_iu_xray findings_report_iu_xray
+COMPARE_DIR = results/compare_iu_xray
+COMPARE_DATA = $(if $(IU_XRAY_DIR),--data-dir $(IU_XRAY_DIR),)
+
+compare-iu-xray: $(STAMP)
+	$(foreach e,$(COMPARE_IU_XRAY),$(MEDCAP) train $(e) --workdir $(COMPARE_DIR)/$(e) $(COMPARE_DATA) $(COMPARE_ARGS) &&) true
+	$(MEDCAP) compare $(addprefix $(COMPARE_DIR)/,$(COMPARE_IU_XRAY)) --out $(COMPARE_DIR)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

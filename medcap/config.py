@@ -64,6 +64,10 @@ class DataConfig:
     #: Side of the synthetic images in pixels (the trees are drawn once at
     #: this size; models resize to `image_size`).
     synthetic_image_size: int = 256
+    #: How the synthetic FINDINGS prose is written: `listed` (every finding
+    #: stated) or `realistic` (IU X-ray only: normal templates, pertinent
+    #: negatives); see `medcap.data.synthetic`.
+    synthetic_reports: str = "listed"
     #: Cap on examples per split (None: all); for quick looks at real data.
     max_examples: int | None = None
     #: Skip malformed records instead of failing (counted in the output).
@@ -87,6 +91,10 @@ class DataConfig:
         _check(
             self.synthetic_image_size >= 32,
             f"data.synthetic_image_size={self.synthetic_image_size}: need at least 32",
+        )
+        _check(
+            self.synthetic_reports in ("listed", "realistic"),
+            f"data.synthetic_reports={self.synthetic_reports!r}: expected listed or realistic",
         )
         _check(
             self.max_examples is None or self.max_examples > 0,

@@ -1,6 +1,6 @@
 """`medcap data ...`: write synthetic trees, validate downloads, build TFDS datasets.
 
-    medcap data synth DATASET --out DIR --num N --seed S
+    medcap data synth DATASET --out DIR --num N --seed S [--reports listed|realistic]
     medcap data check DATASET --source DIR [--config NAME] [--json]
     medcap data prepare DATASET --source DIR [--data-dir DIR] [--config NAME]
                         [--split-seed S] [--skip-invalid] [--max-image-size N]
@@ -54,10 +54,10 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     size = args.image_size or DEFAULT_IMAGE_SIZE
     # The default place is the one training uses, so `medcap train` reuses the tree.
-    out = Path(args.out) if args.out else synthetic_dir(DEFAULT_DATA_ROOT, args.dataset, num=args.num, seed=args.seed, image_size=size)
+    out = Path(args.out) if args.out else synthetic_dir(DEFAULT_DATA_ROOT, args.dataset, num=args.num, seed=args.seed, image_size=size, reports=args.reports)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise CommandError(f"{out} exists and is not empty; pass --force to write into it")
-    path = ensure_synthetic(_source(args.dataset), out, num=args.num, seed=args.seed, image_size=size, force=True)
+    path = ensure_synthetic(_source(args.dataset), out, num=args.num, seed=args.seed, image_size=size, force=True, reports=args.reports)
     print(f"wrote synthetic {args.dataset} ({args.num} records, seed {args.seed}) to {path}")
     return 0
 
@@ -139,6 +139,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num", type=int, default=600, help="number of studies / figures (default 600)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--image-size", type=int, help="side of the drawn images (dataset default)")
+    p.add_argument("--reports", default="listed", choices=("listed", "realistic"), help="FINDINGS prose variety (realistic: IU X-ray only)")
     p.add_argument("--force", action="store_true", help="write into a non-empty directory")
     p.set_defaults(handler=_cmd_synth)
 

@@ -232,7 +232,9 @@ class IUXraySource:
         return dio.check_by_reading(self, source_dir, variant=variant, options=options, info_counts=OPENI_EXCLUSIONS)
 
     # -- synthetic ------------------------------------------------------------
-    def synthesize(self, out_dir: str | Path, *, num: int, seed: int, image_size: int = 256) -> Path:
+    def synthesize(self, out_dir: str | Path, *, num: int, seed: int, image_size: int = 256, reports: str = "listed") -> Path:
+        """The OpenI release and R2Gen's annotation.json of the same studies;
+        `reports` is a `synthetic.REPORT_VARIETIES` name."""
         if num < 3:
             raise ValueError(f"num={num}: need at least three studies (one per split)")
         out_dir = Path(out_dir)
@@ -244,7 +246,7 @@ class IUXraySource:
         for number in range(1, num + 1):
             study_id = f"CXR{number}_IM-{int(rng.integers(10_000)):04d}"
             findings = synthetic.sample_findings(rng)
-            prose, impression = synthetic.write_report_sections(findings, rng)
+            prose, impression = synthetic.write_report_sections(findings, rng, reports)
             if rng.random() < 0.08:
                 prose = ""
             image_ids = [f"{study_id}-1001", f"{study_id}-2001"]

@@ -28,6 +28,7 @@ def load_splits(data: DataConfig) -> ReadResult:
             num=data.synthetic_num,
             seed=data.synthetic_seed,
             image_size=data.synthetic_image_size,
+            reports=data.synthetic_reports,
         )
     else:
         source_dir = Path(data.source_dir)

@@ -27,9 +27,10 @@ Stable API (other modules import these; keep signatures):
         "impression" a one- or two-sentence IMPRESSION;
         "report"     "FINDINGS: ...\\n\\nIMPRESSION: ..." as in MIMIC-CXR's
                      free-text reports.
-    write_report_sections(findings, rng) -> tuple[str, str]
+    write_report_sections(findings, rng, variety="listed") -> tuple[str, str]
         (findings prose, impression) drawn together, for formats that store
-        the sections separately (OpenI XML).
+        the sections separately (OpenI XML); `variety` is one of
+        REPORT_VARIETIES (below).
     encode_png(image) -> bytes
         Deterministic PNG bytes (same array, same bytes).
     write_truth(path, truth, *, dataset, seed, boxes=None) / load_truth(path_or_dir)
@@ -79,6 +80,21 @@ heart sentence, sometimes with a neutral filler sentence. Impressions and
 captions name the present findings only. No text states a side: the truth is
 per finding, not per side. MIMIC_FINDINGS are the first five FINDINGS.
 
+Report varieties of the findings prose (`REPORT_VARIETIES`, ours):
+
+* `listed` (every tree's default): as above, every finding stated. Every
+  report then shares most sentences with every other, so a constant normal
+  report scores BLEU close to any system's, and text metrics barely
+  separate systems.
+* `realistic` (IU X-ray trees with `data.synthetic_reports=realistic`; the
+  comparison experiments use it): shaped like real IU X-ray FINDINGS. A normal
+  study gets one of a few whole templates (`_NORMAL_TEMPLATES`, drawn with
+  unequal weights, as one radiologist's template dominates a real
+  department's); an abnormal study gets its heart sentence, a sentence per
+  present finding, one or two pertinent negatives drawn from the absent
+  findings, and sometimes a filler. Every finding is still stated where
+  present and never contradicted, so the ground truth is unchanged.
+
 Everything is vectorised numpy over a coordinate grid (no per-pixel Python
 loops) and drawn only from the `rng` passed in, so a seed gives the same
 pixels and the same text; `bench/synthetic_speed.py` measures images/s.
@@ -120,6 +136,7 @@ CONDITIONAL_PREVALENCE: dict[str, float] = {
     "Pneumothorax": 0.2,
 }
 REPORT_STYLES = ("caption", "findings", "impression", "report")
+REPORT_VARIETIES = ("listed", "realistic")
 VIEWS = ("frontal", "lateral")
 TRUTH_FILE = "synthetic_truth.json"
 TRUTH_FORMAT = "medcap.synthetic_truth/1"
@@ -580,6 +597,13 @@ _NORMAL_CAPTIONS = (
     "Unremarkable chest X-ray.",
 )
 CAPTION_MAX_WORDS = 20
+#: Whole normal FINDINGS texts of the `realistic` variety, with their weights.
+_NORMAL_TEMPLATES: tuple[tuple[str, float], ...] = (
+    ("The heart is normal in size. The mediastinum is unremarkable. The lungs are clear.", 0.4),
+    ("The cardiomediastinal silhouette is within normal limits. The lungs are clear. No pneumothorax or pleural effusion.", 0.25),
+    ("Heart size and pulmonary vascularity appear within normal limits. No focal consolidation, pleural effusion or pneumothorax. The osseous structures are intact.", 0.2),
+    ("The heart size and mediastinal contours are normal. The lungs are well expanded and clear. No acute bony abnormality.", 0.15),
+)
 
 
 def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
@@ -616,6 +640,25 @@ def _findings_prose(present: dict[str, bool], rng: np.random.Generator) -> str:
     return " ".join(heart + [others[i] for i in order])
 
 
+def _realistic_prose(present: dict[str, bool], rng: np.random.Generator) -> str:
+    """FINDINGS prose of the `realistic` variety (module docstring)."""
+    positives = [name for name in _REPORT_ORDER if present[name]]
+    if not positives:
+        weights = np.array([w for _, w in _NORMAL_TEMPLATES])
+        return _NORMAL_TEMPLATES[int(rng.choice(len(weights), p=weights / weights.sum()))][0]
+    heart = _pick(rng, _PHRASES["Cardiomegaly"]["pos" if present["Cardiomegaly"] else "neg"])
+    others = [name for name in positives if name != "Cardiomegaly"]
+    order = rng.permutation(len(others))
+    sentences = [heart] + [_pick(rng, _PHRASES[others[i]]["pos"]) for i in order]
+    absent = [name for name in _REPORT_ORDER if not present[name] and name != "Cardiomegaly"]
+    if absent:
+        chosen = rng.permutation(len(absent))[: int(rng.integers(1, min(2, len(absent)) + 1))]
+        sentences += [_pick(rng, _PHRASES[absent[i]]["neg"]) for i in sorted(chosen)]
+    if rng.random() < 0.3:
+        sentences.append(_pick(rng, _FILLERS))
+    return " ".join(sentences)
+
+
 def _impression(present: dict[str, bool], rng: np.random.Generator) -> str:
     positives = [name for name in _REPORT_ORDER if present[name]]
     if not positives:
@@ -636,10 +679,14 @@ def _caption(present: dict[str, bool], rng: np.random.Generator) -> str:
     return text
 
 
-def write_report_sections(findings: dict[str, bool], rng: np.random.Generator) -> tuple[str, str]:
-    """(FINDINGS prose, IMPRESSION) for one study, drawn together."""
+def write_report_sections(findings: dict[str, bool], rng: np.random.Generator, variety: str = "listed") -> tuple[str, str]:
+    """(FINDINGS prose, IMPRESSION) for one study, drawn together; `variety`
+    is one of REPORT_VARIETIES (module docstring)."""
     present = _check_findings(findings)
-    return _findings_prose(present, rng), _impression(present, rng)
+    if variety not in REPORT_VARIETIES:
+        raise ValueError(f"unknown report variety {variety!r}; valid: {', '.join(REPORT_VARIETIES)}")
+    prose = _realistic_prose(present, rng) if variety == "realistic" else _findings_prose(present, rng)
+    return prose, _impression(present, rng)
 
 
 def write_report(findings: dict[str, bool], rng: np.random.Generator, style: str) -> str:
@@ -720,17 +767,26 @@ COMPLETE_MARKER = ".complete"
 WRITER_VERSION = 2
 
 
-def synthetic_dir(data_dir: str | Path, dataset: str, *, num: int, seed: int, image_size: int = DEFAULT_IMAGE_SIZE) -> Path:
-    """`<data_dir>/synthetic/<dataset>-n<num>-s<seed>[-px<size>]`: one tree per
-    (dataset, size, seed, image size), so differently sized runs never clash."""
+def synthetic_dir(
+    data_dir: str | Path, dataset: str, *, num: int, seed: int, image_size: int = DEFAULT_IMAGE_SIZE, reports: str = "listed"
+) -> Path:
+    """`<data_dir>/synthetic/<dataset>-n<num>-s<seed>[-px<size>][-<reports>]`: one
+    tree per (dataset, size, seed, image size, report variety), so differently
+    made runs never clash."""
     name = f"{dataset}-n{num}-s{seed}" + ("" if image_size == DEFAULT_IMAGE_SIZE else f"-px{image_size}")
+    name += "" if reports == "listed" else f"-{reports}"
     return Path(data_dir) / "synthetic" / name
 
 
 def tree_dir(data) -> Path:
     """The synthetic tree a `DataConfig` with no `source_dir` reads."""
     return synthetic_dir(
-        data.data_dir, data.name, num=data.synthetic_num, seed=data.synthetic_seed, image_size=data.synthetic_image_size
+        data.data_dir,
+        data.name,
+        num=data.synthetic_num,
+        seed=data.synthetic_seed,
+        image_size=data.synthetic_image_size,
+        reports=data.synthetic_reports,
     )
 
 
@@ -757,11 +813,24 @@ def truth_boxes_for(data) -> dict[str, list[dict[str, Any]]] | None:
     return boxes or None
 
 
-def ensure_synthetic(source, out_dir: str | Path, *, num: int, seed: int, image_size: int = DEFAULT_IMAGE_SIZE, force: bool = False) -> Path:
+def ensure_synthetic(
+    source, out_dir: str | Path, *, num: int, seed: int, image_size: int = DEFAULT_IMAGE_SIZE, force: bool = False, reports: str = "listed"
+) -> Path:
     """Writes `source`'s synthetic tree into `out_dir` unless a complete one is
     there. A marker written last tells a finished tree from an interrupted one
-    (or one from another `WRITER_VERSION`), which is removed and written again."""
+    (or one from another `WRITER_VERSION`), which is removed and written again.
+    `reports`: a REPORT_VARIETIES name; only sources whose `synthesize` takes
+    `reports` write another than `listed`."""
+    import inspect
     import shutil
+
+    from medcap.errors import ConfigError
+
+    kwargs = {}
+    if reports != "listed":
+        if "reports" not in inspect.signature(source.synthesize).parameters:
+            raise ConfigError(f"data.synthetic_reports={reports!r}: the synthetic {source.name} tree only writes 'listed' reports")
+        kwargs["reports"] = reports
 
     out = Path(out_dir)
     marker = out / COMPLETE_MARKER
@@ -770,7 +839,7 @@ def ensure_synthetic(source, out_dir: str | Path, *, num: int, seed: int, image_
         return out
     if out.exists():
         shutil.rmtree(out)
-    written = Path(source.synthesize(out, num=num, seed=seed, image_size=image_size))
+    written = Path(source.synthesize(out, num=num, seed=seed, image_size=image_size, **kwargs))
     if written.resolve() != out.resolve():
         raise RuntimeError(f"{source.name}.synthesize wrote to {written}, expected {out}")
     marker.write_text(stamp + "\n")

@@ -8,8 +8,9 @@ scored (`texts_<split>.json`, written by every report-writing system through
 naming both runs and what differs) unless every run
 
 * read the same dataset: reader name, split scheme (variant), the seed of a
-  drawn split, and real data vs the same synthetic tree (size and seed); two
-  copies of a real release in different folders are the same dataset;
+  drawn split, and real data vs the same synthetic tree (size, seed, image
+  size, report variety); two copies of a real release in different folders
+  are the same dataset;
 * was scored on the same split, with the same BLEU flavour and the same
   clinical-efficacy convention for uncertain findings;
 * covers the same test ids, scored against the same reference texts.
@@ -189,7 +190,10 @@ def dataset_identity(run: Run) -> dict[str, Any]:
     identity = {
         "dataset": info.get("dataset", data.name),
         "variant": info.get("variant", data.variant) or "(reader default)",
-        "data": "real" if data.source_dir else f"synthetic tree (synthetic_num={data.synthetic_num}, synthetic_seed={data.synthetic_seed})",
+        "data": "real"
+        if data.source_dir
+        else f"synthetic tree (synthetic_num={data.synthetic_num}, synthetic_seed={data.synthetic_seed}, "
+        f"synthetic_image_size={data.synthetic_image_size}, synthetic_reports={data.synthetic_reports})",
         "max_examples": data.max_examples,
     }
     if "split_seed" in info:
@@ -320,7 +324,7 @@ def compare_runs(
             texts = {str(k): str(v) for k, v in baseline["texts"].items()}
             if name in taken:
                 if texts != taken[name].baselines[name]["texts"]:
-                    notes.append(f"baseline {name}: {run.workdir} drew other texts than {taken[name].workdir} (another seed); the row is the latter's")
+                    notes.append(f"baseline {name}: {run.workdir} drew other texts than {taken[name].workdir} (another seed or other image features); the row is the latter's")
                 continue
             taken[name] = run
             row = Row(

@@ -95,6 +95,11 @@ FEATURES_FILE = "features.json"
 _PAIR_SHUFFLE_OFFSET = 7919
 
 
+#: Report length (cleaned words) on datasets other than MediCat: R2Gen's
+#: max_seq_length for IU X-ray; `model.options.max_words` overrides it.
+OTHER_DATASET_MAX_WORDS = 60
+
+
 def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(task options with defaults, model constructor overrides)."""
     task = {**TASK_OPTIONS, **{k: v for k, v in options.items() if k in TASK_OPTIONS}}
@@ -115,9 +120,18 @@ class Model80Task(Task):
         from medcap.models.model80 import preset_config
 
         self.options, self.model_options = split_options(dict(config.model.options))
-        max_words = config.data.options.get("max_words", MEDICAT_OPTIONS["max_words"])
+        #: Reports longer than max_words are cut to their first max_words words
+        #: for training (datasets whose reader keeps every report); MediCat's
+        #: reader drops longer captions instead, so there a longer one is an error.
+        self.truncate = config.data.name != "medicat"
+        if self.truncate:
+            max_words = self.model_options.pop("max_words", OTHER_DATASET_MAX_WORDS)
+            where = "model.options.max_words"
+        else:
+            max_words = config.data.options.get("max_words", MEDICAT_OPTIONS["max_words"])
+            where = "data.options.max_words"
         if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1:
-            raise ConfigError(f"data.options.max_words={max_words!r}: expected an integer >= 1")
+            raise ConfigError(f"{where}={max_words!r}: expected an integer >= 1")
         # Workdirs written before the length moved to the data config carry it
         # here too; the same value is accepted, another one never wins.
         stale = self.model_options.pop("max_words", max_words)
@@ -175,11 +189,13 @@ class Model80Task(Task):
         return self._extractor
 
     def split_features(self, split: str, examples: list[Example]):
+        from medcap.data.findings_labels import first_view
         from medcap.features import extract_features
 
         if split not in self.features or self.features[split].ids != [str(e["id"]) for e in examples]:
+            # A study with several views (IU X-ray under R2Gen's split) is captioned from its first, frontal one.
             self.features[split] = extract_features(
-                examples,
+                [{**e, "image": first_view(e["image"])} for e in examples],
                 split=split,
                 cache_dir=self.features_dir,
                 extractor=self.extractor(),
@@ -259,16 +275,23 @@ class Model80Task(Task):
     def caption_tokens(self, examples: list[Example]) -> np.ndarray:
         """(n, max_words + 2) int32: `<start> words <end>` right-padded with 0.
 
-        Raises ValueError for a caption of more than `max_words` words: the
-        reader filters those, so one here means the data was read with
-        another rule, and truncating it would train on a caption that ends
-        where its text does not."""
+        On MediCat, raises ValueError for a caption of more than `max_words`
+        words: the reader filters those, so one here means the data was read
+        with another rule, and truncating it would train on a caption that
+        ends where its text does not. On other datasets (their readers keep
+        every report) a longer report is cut to `<start>` + its first
+        `max_words` words with no `<end>`, so the model never learns to stop
+        where the text does not (R2Gen cuts IU X-ray reports at 60 tokens)."""
         from medcap.text import tokenize
 
         width = self.max_words + 2
         tokens = np.zeros((len(examples), width), np.int32)
         for i, example in enumerate(examples):
             words = len(tokenize(example["report_clean"]))
+            if words > self.max_words and self.truncate:
+                ids = self.vocabulary.encode(" ".join(tokenize(example["report_clean"])[: self.max_words]))
+                tokens[i, : len(ids) - 1] = ids[:-1]  # no <end>: the report goes on
+                continue
             if words > self.max_words:
                 raise ValueError(
                     f"example {example['id']!r}: caption of {words} words, more than "

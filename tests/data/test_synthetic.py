@@ -225,3 +225,44 @@ def image_dimensions(path: Path) -> tuple[int, int]:
 
     with Image.open(path) as image:
         return image.size
+
+
+def test_realistic_reports_template_normal_studies_and_state_every_present_finding():
+    """The `realistic` variety: a normal study is one of the whole templates
+    (the first most often); an abnormal one states each present finding, never
+    a present finding negated, and only one or two absent findings besides the heart."""
+    rng = np.random.default_rng(4)
+    templates = [text for text, _ in synthetic._NORMAL_TEMPLATES]
+    normal = [synthetic.write_report_sections({}, rng, "realistic")[0] for _ in range(400)]
+    assert set(normal) == set(templates)
+    counts = [normal.count(t) for t in templates]
+    assert counts[0] == max(counts) and counts[0] > 400 * 0.3
+    for findings in _all_combinations():
+        if not any(findings.values()):
+            continue
+        prose, impression = synthetic.write_report_sections(findings, rng, "realistic")
+        assert prose not in templates
+        assert _label_sentences(prose) == findings, (findings, prose)
+        mentioned = {name for name, pattern in _KEYWORDS.items() if re.search(pattern, prose.lower())}
+        absent = {name for name, present in findings.items() if not present and name != "Cardiomegaly"}
+        assert 1 <= len(mentioned & absent) <= 2 or not absent, (findings, prose)
+    with pytest.raises(ValueError, match="unknown report variety"):
+        synthetic.write_report_sections({}, rng, "poetic")
+
+
+def test_realistic_iu_xray_trees_live_apart_and_only_iu_xray_writes_them(tmp_path: Path):
+    from medcap.config import ConfigError, DataConfig
+
+    assert synthetic.synthetic_dir(tmp_path, "iu_xray", num=12, seed=3, image_size=64, reports="realistic") == (
+        tmp_path / "synthetic" / "iu_xray-n12-s3-px64-realistic"
+    )
+    out = synthetic.ensure_synthetic(IU_XRAY, tmp_path / "iu", num=12, seed=3, image_size=64, reports="realistic")
+    listed = IU_XRAY.synthesize(tmp_path / "listed", num=12, seed=3, image_size=64)
+    realistic_reports = (out / "annotation.json").read_text()
+    assert realistic_reports != (listed / "annotation.json").read_text()
+    assert "The lungs are clear." in realistic_reports or "the lungs are clear" in realistic_reports.lower()
+    with pytest.raises(ConfigError, match="only writes 'listed' reports"):
+        synthetic.ensure_synthetic(MEDICAT, tmp_path / "m", num=12, seed=3, image_size=64, reports="realistic")
+    with pytest.raises(ConfigError, match="data.synthetic_reports='poetic'"):
+        DataConfig(name="iu_xray", synthetic_reports="poetic").validate()
+    assert synthetic.tree_dir(DataConfig(name="iu_xray", data_dir=str(tmp_path), synthetic_reports="realistic")).name == "iu_xray-n600-s0-realistic"

@@ -487,3 +487,37 @@ def test_prepare_restore_and_caption_any_image(tmp_path):
         assert output["text"] == task.vocabulary.decode(output["tokens"] + [END_ID])
         assert all(4 <= t < len(task.vocabulary) or t in (1, END_ID) for t in output["tokens"])
         assert output["weights"]["pretrained"] is False
+
+
+def test_on_iu_xray_longer_reports_are_cut_without_end_and_the_frontal_view_is_read(tmp_path, monkeypatch):
+    """Off MediCat the reader keeps every report: one longer than max_words
+    (model.options.max_words, default 60) is cut to its first words with no
+    <end>, and a study's features are its first view's."""
+    from medcap.models import model80_task
+
+    words = [f"w{i}" for i in range(70)]
+    config = ExperimentConfig(
+        name="test",
+        data=DataConfig(name="iu_xray", data_dir=str(tmp_path / "data")),
+        model=ModelConfig(name="model80", preset="tiny", encoder_weights="none", options={"min_count": 1}),
+        train=TrainConfig(epochs=1, batch_size=8),
+    ).validate()
+    task = TASKS.get("model80")(config)
+    assert task.max_words == model80_task.OTHER_DATASET_MAX_WORDS == 60
+    task.vocabulary = Vocabulary.build([" ".join(words)], min_count=1)
+    examples = [{"id": "s0", "image": ("/x/0.png", "/x/1.png"), "report_clean": " ".join(words)},
+                {"id": "s1", "image": ("/y/0.png", "/y/1.png"), "report_clean": "w1 w2"}]
+    tokens = task.caption_tokens(examples)
+    assert tokens.shape == (2, 62)
+    assert tokens[0].tolist() == [START_ID] + [task.vocabulary.token_to_id(w) for w in words[:60]] + [0]
+    assert END_ID not in tokens[0].tolist() and task.num_pairs(examples) == 60 + 3  # w1 w2 <end>
+    seen = {}
+
+    def fake_extract(examples, **kwargs):
+        seen["images"] = [e["image"] for e in examples]
+        return FeatureSet([e["id"] for e in examples], np.zeros((len(examples), 3), np.float16), {"pretrained": False})
+
+    monkeypatch.setattr("medcap.features.extract_features", fake_extract)
+    monkeypatch.setattr(task, "extractor", lambda: None)
+    task.split_features("test", examples)
+    assert seen["images"] == ["/x/0.png", "/y/0.png"]

@@ -1,0 +1,62 @@
+"""Shared settings of the comparison experiments: every system on one IU X-ray split.
+
+Not an experiment itself (the leading underscore keeps it out of
+`medcap experiments`). `<system>_iu_xray` experiments take a paper's own
+config and change only what must agree for `medcap compare` to put them on
+one leaderboard: the data (IU X-ray, R2Gen's split, the same synthetic tree),
+the scored text (`report_clean`), and the scoring (pycocoevalcap BLEU, the
+R2Gen convention for uncertain CE labels, the trivial baselines). Training
+settings stay each paper's own scaled-down synthetic ones.
+"""
+
+from __future__ import annotations
+
+from medcap.config import ExperimentConfig
+
+#: What every comparison run reads when no IU X-ray download is configured:
+#: one synthetic tree, with realistic report variety (normal templates,
+#: pertinent negatives; `medcap.data.synthetic`), so text metrics can
+#: separate a system that reads the image from a constant report.
+SYNTHETIC_DATA = (
+    "data.synthetic_num=600",
+    "data.synthetic_seed=0",
+    "data.synthetic_image_size=64",
+    "data.synthetic_reports=realistic",
+)
+#: Overrides of each paper's scaled-down run that the shared data replaces.
+_REPLACED = ("data.synthetic_num", "data.synthetic_seed", "data.synthetic_image_size", "data.synthetic_reports")
+
+CHOICES = (
+    "Comparison (ours): every system reads IU X-ray under R2Gen's split (variant r2gen; with no download, one "
+    "synthetic tree of 600 studies with realistic report variety, data seed 0) and is scored against the same "
+    "report_clean texts (R2Gen's cleaner) with pycocoevalcap (coco) BLEU, METEOR, ROUGE-L, CIDEr and medcap's "
+    "rule-based CE (uncertain read as negative, R2Gen's convention); trivial baselines constant and random_train "
+    "(and nearest_train where the system has image features). Single-image systems read each study's first, "
+    "frontal view (R2Gen's 0.png). Training settings are each paper's own.",
+)
+
+
+def on_iu_xray(config: ExperimentConfig, *, name: str, table: str, choices: tuple[str, ...] = ()) -> ExperimentConfig:
+    """`config` moved onto the shared IU X-ray split and scoring."""
+    config.name = name
+    config.table = table
+    config.paper_results = {}
+    config.data.name = "iu_xray"
+    config.data.variant = "r2gen"
+    config.data.split_seed = 0
+    config.eval.split = "test"
+    config.eval.bleu_flavour = "coco"
+    config.eval.ce_uncertain = 0
+    kept = tuple(o for o in config.synthetic_overrides if not o.startswith(_REPLACED))
+    config.synthetic_overrides = kept + SYNTHETIC_DATA
+    config.choices = tuple(config.choices) + CHOICES + tuple(choices)
+    return config
+
+
+def smoke(config: ExperimentConfig) -> ExperimentConfig:
+    """After the paper's own smoke settings: every smoke comparison run reads one small tree."""
+    config.data.synthetic_num = 120
+    config.data.synthetic_seed = 0
+    config.data.synthetic_image_size = 64
+    config.data.synthetic_reports = "realistic"
+    return config
