@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test test-fast lint bench compare-iu-xray reproduce-model80 reproduce-model70 reproduce-mtl \
+.PHONY: install test test-fast lint bench compare-iu-xray notebook reproduce-model80 reproduce-model70 reproduce-mtl \
 	reproduce-mtl-sweep reproduce-clip reproduce-findings reproduce-findings-ablation reproduce-findings-report reproduce-findings-report-llm reproduce-findings-report-ablation clean help
 
 help:
@@ -25,6 +25,7 @@ help:
 	@echo "make reproduce-findings-ablation  paper 004 transfer-learning ablation -> results/findings/ablation.md (+ report.md)"
 	@echo "make reproduce-findings-report  paper 003 findings -> structured description -> template report (results/findings_report; IU_XRAY_DIR=)"
 	@echo "make compare-iu-xray     every system on IU X-ray, one leaderboard (results/compare_iu_xray; IU_XRAY_DIR=)"
+	@echo "make notebook            JupyterLab on notebooks/explore.ipynb (datasets, runs, leaderboards)"
 	@echo "make reproduce-findings-report-llm  the same with an LLM writer (LLM_BASE_URL=, LLM_MODEL=)"
 	@echo "make reproduce-findings-report-ablation  template vs LLM, ICIL and CoT on/off -> results/findings_report/ablation"
 	@echo "make bench               ratio benchmarks in bench/"
@@ -38,8 +39,9 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# The notebook runs too (nbmake): it trains two smoke runs and opens them, about 2 minutes.
 test: lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --nbmake tests notebooks $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
@@ -131,6 +133,11 @@ COMPARE_DATA = $(if $(IU_XRAY_DIR),--data-dir $(IU_XRAY_DIR),)
 compare-iu-xray: $(STAMP)
 	$(foreach e,$(COMPARE_IU_XRAY),$(MEDCAP) train $(e) --workdir $(COMPARE_DIR)/$(e) $(COMPARE_DATA) $(COMPARE_ARGS) &&) true
 	$(MEDCAP) compare $(addprefix $(COMPARE_DIR)/,$(COMPARE_IU_XRAY)) --out $(COMPARE_DIR)
+
+# JupyterLab in the venv, on notebooks/explore.ipynb (installs the notebook extra on first use).
+notebook: $(STAMP)
+	test -x $(BIN)/jupyter-lab || $(BIN)/python -m pip install --quiet -e ".[notebook]"
+	$(BIN)/jupyter-lab notebooks/explore.ipynb
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

@@ -91,8 +91,8 @@ def _markdown(comparison: Comparison) -> str:
     lines = [
         "# Leaderboard",
         "",
-        f"Split `{comparison.split}`, {comparison.num_reports} reports; dataset "
-        + ", ".join(f"{k} {v}" for k, v in comparison.dataset.items())
+        f"Split `{comparison.split}`, {comparison.num_reports} reports; "
+        + ", ".join(f"{k} {v}" for k, v in comparison.dataset.items() if v is not None)
         + ".",
         "",
         "Each cell: the run's own metrics file value [bootstrap 95% CI]. Bold: the best row of that metric.",
