@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test test-fast lint bench compare-iu-xray notebook reproduce-model80 reproduce-model70 reproduce-mtl \
+.PHONY: install test test-fast lint bench compare-iu-xray compare-mimic notebook reproduce-model80 reproduce-model70 reproduce-mtl \
 	reproduce-mtl-sweep reproduce-clip reproduce-findings reproduce-findings-ablation reproduce-findings-report reproduce-findings-report-llm reproduce-findings-report-ablation clean help
 
 help:
@@ -25,6 +25,7 @@ help:
 	@echo "make reproduce-findings-ablation  paper 004 transfer-learning ablation -> results/findings/ablation.md (+ report.md)"
 	@echo "make reproduce-findings-report  paper 003 findings -> structured description -> template report (results/findings_report; IU_XRAY_DIR=)"
 	@echo "make compare-iu-xray     every system on IU X-ray, one leaderboard (results/compare_iu_xray; IU_XRAY_DIR=)"
+	@echo "make compare-mimic       every system on MIMIC-CXR + MIMIC-IV-ED, one leaderboard (results/compare_mimic; MIMIC_DIR=)"
 	@echo "make notebook            JupyterLab on notebooks/explore.ipynb (datasets, runs, leaderboards)"
 	@echo "make reproduce-findings-report-llm  the same with an LLM writer (LLM_BASE_URL=, LLM_MODEL=)"
 	@echo "make reproduce-findings-report-ablation  template vs LLM, ICIL and CoT on/off -> results/findings_report/ablation"
@@ -133,6 +134,15 @@ COMPARE_DATA = $(if $(IU_XRAY_DIR),--data-dir $(IU_XRAY_DIR),)
 compare-iu-xray: $(STAMP)
 	$(foreach e,$(COMPARE_IU_XRAY),$(MEDCAP) train $(e) --workdir $(COMPARE_DIR)/$(e) $(COMPARE_DATA) $(COMPARE_ARGS) &&) true
 	$(MEDCAP) compare $(addprefix $(COMPARE_DIR)/,$(COMPARE_IU_XRAY)) --out $(COMPARE_DIR)
+
+# The same on MIMIC-CXR + MIMIC-IV-ED (official split) into results/compare_mimic/. MIMIC_DIR: both releases
+# (see medcap/data/mimic); without it, one synthetic tree of 1,000 studies with realistic report variety.
+COMPARE_MIMIC = mtl_tp_mimic model80_mimic clip_mimic findings_report_mimic
+COMPARE_MIMIC_DIR = results/compare_mimic
+
+compare-mimic: $(STAMP)
+	$(foreach e,$(COMPARE_MIMIC),$(MEDCAP) train $(e) --workdir $(COMPARE_MIMIC_DIR)/$(e) $(if $(MIMIC_DIR),--data-dir $(MIMIC_DIR),) $(COMPARE_ARGS) &&) true
+	$(MEDCAP) compare $(addprefix $(COMPARE_MIMIC_DIR)/,$(COMPARE_MIMIC)) --out $(COMPARE_MIMIC_DIR)
 
 # JupyterLab in the venv, on notebooks/explore.ipynb (installs the notebook extra on first use).
 notebook: $(STAMP)

@@ -1,9 +1,10 @@
-"""Shared settings of the comparison experiments: every system on one IU X-ray split.
+"""Shared settings of the comparison experiments: every system on one IU X-ray or MIMIC split.
 
 Not an experiment itself (the leading underscore keeps it out of
-`medcap experiments`). `<system>_iu_xray` experiments take a paper's own
+`medcap experiments`). `<system>_iu_xray` and `<system>_mimic` experiments take a paper's own
 config and change only what must agree for `medcap compare` to put them on
-one leaderboard: the data (IU X-ray, R2Gen's split, the same synthetic tree),
+one leaderboard: the data (IU X-ray under R2Gen's split, or MIMIC-CXR joined
+with MIMIC-IV-ED under the official split; the same synthetic tree),
 the scored text (`report_clean`), and the scoring (pycocoevalcap BLEU, the
 R2Gen convention for uncertain CE labels, the trivial baselines). Training
 settings stay each paper's own scaled-down synthetic ones.
@@ -59,4 +60,41 @@ def smoke(config: ExperimentConfig) -> ExperimentConfig:
     config.data.synthetic_seed = 0
     config.data.synthetic_image_size = 64
     config.data.synthetic_reports = "realistic"
+    return config
+
+
+#: The MIMIC comparison's synthetic tree (MIMIC-CXR-JPG + reports + MIMIC-IV-ED format).
+MIMIC_SYNTHETIC_DATA = (
+    "data.synthetic_num=1000",
+    "data.synthetic_seed=0",
+    "data.synthetic_image_size=64",
+    "data.synthetic_reports=realistic",
+)
+
+MIMIC_CHOICES = (
+    "Comparison on MIMIC (ours): every system reads MIMIC-CXR joined with MIMIC-IV-ED (paper 001's reader: a "
+    "study outside any ED stay is excluded, counted in data.json) under MIMIC-CXR's official split (variant "
+    "official); with no download, one synthetic tree of 1,000 studies with realistic report variety; scored "
+    "against report_clean like the IU X-ray comparison. Paper 001's transformer keeps its sentence-final periods "
+    "here (keep_punctuation), so that it is scored against the same text as the others.",
+)
+
+
+def on_mimic(config: ExperimentConfig, *, name: str, table: str, choices: tuple[str, ...] = ()) -> ExperimentConfig:
+    """`config` moved onto the shared MIMIC split and scoring."""
+    config.name = name
+    config.table = table
+    config.paper_results = {}
+    config.data.name = "mimic"
+    config.data.variant = "official"
+    config.data.split_seed = 0
+    config.eval.split = "test"
+    config.eval.bleu_flavour = "coco"
+    config.eval.ce_uncertain = 0
+    kept = tuple(o for o in config.synthetic_overrides if not o.startswith(_REPLACED))
+    config.synthetic_overrides = kept + MIMIC_SYNTHETIC_DATA
+    config.choices = tuple(config.choices) + MIMIC_CHOICES + tuple(choices)
+    if config.smoke:
+        smoke(config)
+        config.data.synthetic_num = 150
     return config

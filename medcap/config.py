@@ -65,7 +65,7 @@ class DataConfig:
     #: this size; models resize to `image_size`).
     synthetic_image_size: int = 256
     #: How the synthetic FINDINGS prose is written: `listed` (every finding
-    #: stated) or `realistic` (IU X-ray only: normal templates, pertinent
+    #: stated) or `realistic` (IU X-ray and MIMIC: normal templates, pertinent
     #: negatives); see `medcap.data.synthetic`.
     synthetic_reports: str = "listed"
     #: Cap on examples per split (None: all); for quick looks at real data.

@@ -1,4 +1,5 @@
-"""The comparison experiments (`<system>_iu_xray`, `make compare-iu-xray`) read
+"""The comparison experiments (`<system>_iu_xray` and `<system>_mimic`, `make
+compare-iu-xray` and `make compare-mimic`) read
 one dataset, split and synthetic tree and score alike, so `medcap compare`
 accepts their runs; checked on the configs, paper and smoke alike."""
 
@@ -14,8 +15,8 @@ from medcap.config import load_experiment
 MAKEFILE = Path(__file__).resolve().parents[1] / "Makefile"
 
 
-def _compared() -> list[str]:
-    match = re.search(r"^COMPARE_IU_XRAY = (.+)$", MAKEFILE.read_text(), flags=re.M)
+def _compared(variable: str) -> list[str]:
+    match = re.search(rf"^{variable} = (.+)$", MAKEFILE.read_text(), flags=re.M)
     return match.group(1).split()
 
 
@@ -26,9 +27,13 @@ def _terms(config) -> tuple:
 
 
 @pytest.mark.parametrize("smoke", [False, True])
-def test_every_compared_system_reads_the_same_data_and_scores_alike(smoke):
-    names = _compared()
-    assert len(names) >= 4 and all(name.endswith("_iu_xray") for name in names)
+@pytest.mark.parametrize(
+    "variable, suffix, split",
+    [("COMPARE_IU_XRAY", "_iu_xray", ("iu_xray", "r2gen")), ("COMPARE_MIMIC", "_mimic", ("mimic", "official"))],
+)
+def test_every_compared_system_reads_the_same_data_and_scores_alike(smoke, variable, suffix, split):
+    names = _compared(variable)
+    assert len(names) >= 4 and all(name.endswith(suffix) for name in names)
     terms = set()
     for name in names:
         config = load_experiment(name, smoke=smoke)  # with no dataset: the synthetic overrides applied
@@ -37,5 +42,5 @@ def test_every_compared_system_reads_the_same_data_and_scores_alike(smoke):
         terms.add(_terms(config))
     assert len(terms) == 1, terms
     [(dataset, variant, *_rest)] = terms
-    assert (dataset, variant) == ("iu_xray", "r2gen")
+    assert (dataset, variant) == split
     assert _rest[5] == "realistic"

@@ -139,7 +139,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num", type=int, default=600, help="number of studies / figures (default 600)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--image-size", type=int, help="side of the drawn images (dataset default)")
-    p.add_argument("--reports", default="listed", choices=("listed", "realistic"), help="FINDINGS prose variety (realistic: IU X-ray only)")
+    p.add_argument("--reports", default="listed", choices=("listed", "realistic"), help="FINDINGS prose variety (realistic: IU X-ray and MIMIC)")
     p.add_argument("--force", action="store_true", help="write into a non-empty directory")
     p.set_defaults(handler=_cmd_synth)
 

@@ -86,8 +86,8 @@ Report varieties of the findings prose (`REPORT_VARIETIES`, ours):
   report then shares most sentences with every other, so a constant normal
   report scores BLEU close to any system's, and text metrics barely
   separate systems.
-* `realistic` (IU X-ray trees with `data.synthetic_reports=realistic`; the
-  comparison experiments use it): shaped like real IU X-ray FINDINGS. A normal
+* `realistic` (IU X-ray and MIMIC trees with `data.synthetic_reports=realistic`;
+  the comparison experiments use it): shaped like real IU X-ray FINDINGS. A normal
   study gets one of a few whole templates (`_NORMAL_TEMPLATES`, drawn with
   unequal weights, as one radiologist's template dominates a real
   department's); an abnormal study gets its heart sentence, a sentence per

@@ -263,8 +263,8 @@ class MimicSource:
     def check(self, source_dir: str | Path) -> CheckReport:
         return check_mimic(source_dir)
 
-    def synthesize(self, out_dir: str | Path, *, num: int, seed: int, image_size: int = SYNTH_IMAGE_SIZE) -> Path:
-        return synthesize_mimic(out_dir, num=num, seed=seed, image_size=image_size)
+    def synthesize(self, out_dir: str | Path, *, num: int, seed: int, image_size: int = SYNTH_IMAGE_SIZE, reports: str = "listed") -> Path:
+        return synthesize_mimic(out_dir, num=num, seed=seed, image_size=image_size, reports=reports)
 
 
 DATASETS.register("mimic", MimicSource())

@@ -244,8 +244,10 @@ def _ids(rng: np.random.Generator, count: int, start: int, span: int) -> list[in
     return (start + np.cumsum(rng.integers(1, step + 1, size=count))).tolist()
 
 
-def synthesize_mimic(out_dir: str | Path, *, num: int, seed: int, image_size: int = SYNTH_IMAGE_SIZE) -> Path:
+def synthesize_mimic(out_dir: str | Path, *, num: int, seed: int, image_size: int = SYNTH_IMAGE_SIZE, reports: str = "listed") -> Path:
     """Writes `num` synthetic studies as a MIMIC-CXR-JPG + reports + MIMIC-IV-ED tree.
+
+    `reports`: the FINDINGS prose variety (`medcap.data.synthetic.REPORT_VARIETIES`).
 
     Same layout and CSV columns as the downloads. Images are drawn by
     `medcap.data.synthetic.draw_radiograph` from each study's findings;
@@ -382,7 +384,7 @@ def synthesize_mimic(out_dir: str | Path, *, num: int, seed: int, image_size: in
                 prose, impression = normal_reports[int(rng.integers(len(normal_reports)))]
                 duplicate = True
             else:
-                prose, impression = write_report_sections(present, rng)
+                prose, impression = write_report_sections(present, rng, reports)
                 duplicate = False
                 if normal:
                     normal_reports.append((prose, impression))
