@@ -37,21 +37,26 @@ CHOICES = (
 )
 
 
-def on_iu_xray(config: ExperimentConfig, *, name: str, table: str, choices: tuple[str, ...] = ()) -> ExperimentConfig:
-    """`config` moved onto the shared IU X-ray split and scoring."""
+def _onto(config: ExperimentConfig, dataset: str, variant: str, synthetic: tuple[str, ...], shared_choices: tuple[str, ...], *, name: str, table: str, choices: tuple[str, ...]) -> ExperimentConfig:
+    """`config` moved onto one comparison's data, split and scoring (its training untouched)."""
     config.name = name
     config.table = table
     config.paper_results = {}
-    config.data.name = "iu_xray"
-    config.data.variant = "r2gen"
+    config.data.name = dataset
+    config.data.variant = variant
     config.data.split_seed = 0
     config.eval.split = "test"
     config.eval.bleu_flavour = "coco"
     config.eval.ce_uncertain = 0
     kept = tuple(o for o in config.synthetic_overrides if not o.startswith(_REPLACED))
-    config.synthetic_overrides = kept + SYNTHETIC_DATA
-    config.choices = tuple(config.choices) + CHOICES + tuple(choices)
+    config.synthetic_overrides = kept + synthetic
+    config.choices = tuple(config.choices) + shared_choices + tuple(choices)
     return config
+
+
+def on_iu_xray(config: ExperimentConfig, *, name: str, table: str, choices: tuple[str, ...] = ()) -> ExperimentConfig:
+    """`config` moved onto the shared IU X-ray split and scoring."""
+    return _onto(config, "iu_xray", "r2gen", SYNTHETIC_DATA, CHOICES, name=name, table=table, choices=choices)
 
 
 def smoke(config: ExperimentConfig) -> ExperimentConfig:
@@ -81,19 +86,8 @@ MIMIC_CHOICES = (
 
 
 def on_mimic(config: ExperimentConfig, *, name: str, table: str, choices: tuple[str, ...] = ()) -> ExperimentConfig:
-    """`config` moved onto the shared MIMIC split and scoring."""
-    config.name = name
-    config.table = table
-    config.paper_results = {}
-    config.data.name = "mimic"
-    config.data.variant = "official"
-    config.data.split_seed = 0
-    config.eval.split = "test"
-    config.eval.bleu_flavour = "coco"
-    config.eval.ce_uncertain = 0
-    kept = tuple(o for o in config.synthetic_overrides if not o.startswith(_REPLACED))
-    config.synthetic_overrides = kept + MIMIC_SYNTHETIC_DATA
-    config.choices = tuple(config.choices) + MIMIC_CHOICES + tuple(choices)
+    """`config` moved onto the shared MIMIC split and scoring (smoke: one 150-study tree)."""
+    config = _onto(config, "mimic", "official", MIMIC_SYNTHETIC_DATA, MIMIC_CHOICES, name=name, table=table, choices=choices)
     if config.smoke:
         smoke(config)
         config.data.synthetic_num = 150
