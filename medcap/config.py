@@ -25,6 +25,7 @@ from medcap.errors import ConfigError as ConfigError  # defined low, re-exported
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+LOOPS = ("auto", "fit", "custom")
 WEIGHT_POLICIES = ("auto", "imagenet", "none")
 NORMALIZATIONS = ("none", "unit", "imagenet_caffe", "imagenet_torch", "symmetric")
 SPLITS = ("train", "val", "test")
@@ -156,6 +157,10 @@ class TrainConfig:
     #: auto: float32 on CPU, mixed_float16 on GPU, mixed_bfloat16 on TPU.
     precision: str = "auto"
     strategy: str = "auto"
+    #: The training loop: "fit" (Keras' own), "custom" (`medcap.distributed`,
+    #: which also trains across machines), "auto" (custom when the strategy
+    #: spans machines, where Keras 3's fit fails; fit otherwise).
+    loop: str = "auto"
     #: TPU address for strategy=tpu ("" for the local TPU).
     tpu: str = ""
     #: Metric that ModelCheckpoint and EarlyStopping watch.
@@ -197,6 +202,11 @@ class TrainConfig:
         _check(
             self.strategy in STRATEGIES,
             f"train.strategy={self.strategy!r}: expected one of {', '.join(STRATEGIES)}",
+        )
+        _check(self.loop in LOOPS, f"train.loop={self.loop!r}: expected one of {', '.join(LOOPS)}")
+        _check(
+            not (self.loop == "fit" and self.strategy == "multi_worker"),
+            "train.loop=fit cannot train under strategy=multi_worker (Keras 3's fit fails there): use loop=auto or custom",
         )
         _check(
             self.steps_per_epoch is None or self.steps_per_epoch >= 1,

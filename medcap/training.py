@@ -31,14 +31,17 @@ import platform
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from medcap import distributed
 from medcap.config import ConfigError, ExperimentConfig, TrainConfig
 from medcap.data import images
 from medcap.data.loading import load_splits
+from medcap.distributed import select_strategy, strategy_name
 from medcap.workdir import resolve_workdir
 
 log = logging.getLogger("medcap.training")
@@ -52,41 +55,6 @@ _UNSET = object()
 
 # ---------------------------------------------------------------------------
 # Devices, strategy, precision, seeds
-
-
-def select_strategy(train: TrainConfig):
-    """TPU when asked; MultiWorkerMirrored when TF_CONFIG is set; Mirrored
-    with more than one GPU (or when asked: then over all logical CPUs when
-    there is no GPU); the default strategy otherwise."""
-    import tensorflow as tf
-
-    choice = train.strategy
-    if choice == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=train.tpu)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
-    if choice == "multi_worker" or (choice == "auto" and os.environ.get("TF_CONFIG")):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    if choice == "mirrored" or (choice == "auto" and len(gpus) > 1):
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    return tf.distribute.get_strategy()
-
-
-def strategy_name(strategy) -> str:
-    """The public tf.distribute name (MultiWorkerMirroredStrategy's class is
-    CollectiveAllReduceStrategy)."""
-    import tensorflow as tf
-
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return "MultiWorkerMirroredStrategy"
-    if isinstance(strategy, tf.distribute.TPUStrategy):
-        return "TPUStrategy"
-    if isinstance(strategy, tf.distribute.MirroredStrategy):
-        return "MirroredStrategy"
-    return "default" if not tf.distribute.has_strategy() and strategy is tf.distribute.get_strategy() else type(strategy).__name__
 
 
 def resolve_precision(train: TrainConfig, strategy) -> str:
@@ -392,17 +360,31 @@ def fit(config: ExperimentConfig, workdir: str | Path, *, callbacks: list | None
     `callbacks` are extra Keras callbacks, run after the standard ones."""
     import keras
 
+    config.validate()
     previous_policy = keras.config.dtype_policy()
+    # First: a strategy across machines must exist before other TensorFlow work.
+    strategy = select_strategy(config.train)
     try:
-        return _fit(config, Path(workdir), callbacks)
+        if distributed.is_chief(strategy):
+            return _fit(config, Path(workdir), callbacks, strategy)
+        # Other workers train in step with the chief but write a scratch copy.
+        scratch = distributed.worker_workdir(Path(workdir))
+        try:
+            return _fit(config, scratch, callbacks, strategy, evaluate=False)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     finally:
         # The dtype policy is process-global; later models in the same
         # process (a notebook, the test suite) must not inherit ours.
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None) -> dict[str, Any]:
-    config.validate()
+def use_custom_loop(train: TrainConfig, strategy) -> bool:
+    """`train.loop`, with "auto" choosing the custom loop across machines."""
+    return train.loop == "custom" or (train.loop == "auto" and distributed.is_multi_worker(strategy))
+
+
+def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None, strategy, *, evaluate: bool = True) -> dict[str, Any]:
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     first_epoch = resumed_epoch(workdir)
@@ -413,7 +395,6 @@ def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None) -> dic
     from medcap.registry import TASKS
 
     seed_everything(config.train.seed, config.train.deterministic)
-    strategy = select_strategy(config.train)
     precision = resolve_precision(config.train, strategy)
     set_precision(precision)
 
@@ -438,6 +419,10 @@ def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None) -> dic
         model = task.build_model()
 
     environment = environment_record(strategy=strategy, precision=precision, config=config, weights=task.weights_info)
+    custom_loop = use_custom_loop(train_cfg, strategy)
+    environment["loop"] = "custom" if custom_loop else "fit"
+    if distributed.is_multi_worker(strategy):
+        environment["cluster"] = distributed.task_environment()
     if len(phases) > 1:
         environment["phases"] = [{"name": p.name, "epochs": p.epochs, "learning_rate": p.learning_rate} for p in phases]
     write_json(workdir / "environment.json", environment)
@@ -490,7 +475,8 @@ def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None) -> dic
         if index > 0 and finished_best is not _UNSET:
             checkpoint.best = finished_best  # a later phase's backup state, if any, overrides it at train begin
             finished_best = _UNSET
-        phase_history = model.fit(
+        run_phase = partial(distributed.fit_loop, model, strategy) if custom_loop else model.fit
+        phase_history = run_phase(
             train_ds,
             validation_data=val_ds,
             initial_epoch=offset,
@@ -514,6 +500,14 @@ def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None) -> dic
     write_json(workdir / "environment.json", environment)
     # Like the backup, a finished run's phase weights go, so a rerun starts afresh.
     shutil.rmtree(workdir / PHASES_DIR, ignore_errors=True)
+    if not evaluate:
+        return {"metrics": {}, "history": history, "environment": environment}
+    if distributed.is_multi_worker(strategy):
+        # The chief evaluates alone: a copy of the model outside the strategy,
+        # whose predictions would otherwise wait on the other workers.
+        import keras
+
+        model = keras.saving.load_model(workdir / "model.keras")
 
     metrics = task.evaluate(model, data.splits, config.eval.split, workdir)
     write_json(workdir / "metrics.json", metrics)

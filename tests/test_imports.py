@@ -7,7 +7,7 @@ string (`importlib.import_module`) is no edge: that is how the registries
 and the CLI load their entries without importing upward.
 
 Layers, top to bottom: the command modules (`cli`), the trainer
-(`training`), the tasks (`*_task`, `task`, `features`), the models
+(`training`, `distributed`), the tasks (`*_task`, `task`, `features`), the models
 (`models/`, `decoding`), the layers (`layers/`), and below them everything
 else (`data`, `text`, `evaluation`, `config`, `registry`, `errors`, ...).
 A module may import its own layer or any layer below it.
@@ -118,7 +118,7 @@ def layer(module: str) -> int:
     """0 = top (commands) .. 5 = bottom (see the module docstring)."""
     if module in CLI_MODULES:
         return 0
-    if module == "medcap.training":
+    if module in ("medcap.training", "medcap.distributed"):
         return 1
     if module in ("medcap.task", "medcap.features") or module.endswith("_task"):
         return 2

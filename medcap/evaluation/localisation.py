@@ -14,9 +14,14 @@ whose size (`frame`: height, width) scales them onto the map.
   map's grid.
 
 Baselines, the same keys: `centre` points at the image centre for the
-pointing game, and `uniform` is a map equal everywhere, which covers the
-whole image once thresholded (IoU = box area / image area; a uniform map
-has no single maximum, so it plays no pointing game).
+pointing game; `random_point` points at a pixel drawn uniformly, scored by
+its expected hit rate (the share of map pixels inside the finding's boxes,
+exact rather than sampled): the fair baseline for findings whose boxes
+always hold the centre (an enlarged heart, bilateral perihilar oedema),
+where the centre point hits every time and no map can beat it; `uniform`
+is a map equal everywhere, which covers the whole image once thresholded
+(IoU = box area / image area; a uniform map has no single maximum, so it
+plays no pointing game).
 """
 
 from __future__ import annotations
@@ -65,27 +70,29 @@ def localisation_scores(
     threshold: float = 0.5,
 ) -> dict[str, Any]:
     """Per finding and overall: `localisation/<method>/pointing_game/<finding>`,
-    `.../iou/<finding>`, `.../n/<finding>`, and the `centre` / `uniform`
-    baselines under `localisation/baselines/...`."""
+    `.../iou/<finding>`, `.../n/<finding>`, and the `centre`, `random_point`
+    and `uniform` baselines under `localisation/baselines/...`."""
     per: dict[str, dict[str, list[float]]] = {}
     for saliency, finding_boxes, frame, finding in zip(maps, boxes, frames, findings):
         if not finding_boxes:
             continue
         saliency = np.asarray(saliency)
-        entry = per.setdefault(finding, {"hit": [], "iou": [], "centre": [], "uniform": []})
+        entry = per.setdefault(finding, {"hit": [], "iou": [], "centre": [], "random_point": [], "uniform": []})
         entry["hit"].append(float(pointing_hit(saliency, finding_boxes, frame, tolerance)))
         entry["iou"].append(map_iou(saliency, finding_boxes, frame, threshold))
         centre = np.zeros(saliency.shape)
         centre[saliency.shape[0] // 2, saliency.shape[1] // 2] = 1.0
         entry["centre"].append(float(pointing_hit(centre, finding_boxes, frame, tolerance)))
+        entry["random_point"].append(float(box_mask(finding_boxes, frame, saliency.shape, tolerance).mean()))
         entry["uniform"].append(map_iou(np.ones(saliency.shape), finding_boxes, frame, threshold))
     out: dict[str, Any] = {}
-    totals = {"hit": [], "iou": [], "centre": [], "uniform": []}
+    totals = {"hit": [], "iou": [], "centre": [], "random_point": [], "uniform": []}
     for finding, entry in sorted(per.items()):
         out[f"localisation/{method}/pointing_game/{finding}"] = float(np.mean(entry["hit"]))
         out[f"localisation/{method}/iou/{finding}"] = float(np.mean(entry["iou"]))
         out[f"localisation/{method}/n/{finding}"] = len(entry["hit"])
         out[f"localisation/baselines/centre/pointing_game/{finding}"] = float(np.mean(entry["centre"]))
+        out[f"localisation/baselines/random_point/pointing_game/{finding}"] = float(np.mean(entry["random_point"]))
         out[f"localisation/baselines/uniform/iou/{finding}"] = float(np.mean(entry["uniform"]))
         for key in totals:
             totals[key].extend(entry[key])
@@ -93,6 +100,7 @@ def localisation_scores(
         out[f"localisation/{method}/pointing_game"] = float(np.mean(totals["hit"]))
         out[f"localisation/{method}/iou"] = float(np.mean(totals["iou"]))
         out["localisation/baselines/centre/pointing_game"] = float(np.mean(totals["centre"]))
+        out["localisation/baselines/random_point/pointing_game"] = float(np.mean(totals["random_point"]))
         out["localisation/baselines/uniform/iou"] = float(np.mean(totals["uniform"]))
     out["localisation/tolerance"] = tolerance
     out["localisation/iou_threshold"] = threshold

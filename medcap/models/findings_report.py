@@ -161,6 +161,7 @@ def explanation_section(task, metrics: dict[str, Any], gallery: list[dict[str, A
                 str(int(metrics[f"localisation/{method}/n/{name}"])),
                 format_value(metrics[f"localisation/{method}/pointing_game/{name}"]),
                 format_value(metrics[f"localisation/baselines/centre/pointing_game/{name}"]),
+                format_value(metrics.get(f"localisation/baselines/random_point/pointing_game/{name}")),
                 format_value(metrics[f"localisation/{method}/iou/{name}"]),
                 format_value(metrics[f"localisation/baselines/uniform/iou/{name}"]),
             ]
@@ -172,12 +173,14 @@ def explanation_section(task, metrics: dict[str, Any], gallery: list[dict[str, A
                 str(int(metrics.get("localisation/pairs", 0))),
                 format_value(metrics.get(f"localisation/{method}/pointing_game")),
                 format_value(metrics.get("localisation/baselines/centre/pointing_game")),
+                format_value(metrics.get("localisation/baselines/random_point/pointing_game")),
                 format_value(metrics.get(f"localisation/{method}/iou")),
                 format_value(metrics.get("localisation/baselines/uniform/iou")),
             ]
         )
-        lines += markdown_table(["finding", "boxed images", "pointing game", "centre point", "IoU (map >= 0.5)", "uniform map IoU"], rows)
-        lines += ["", f"Boxes: {metrics.get('meta/localisation/boxes')}. Pointing game: the map's maximum inside a box of the finding.", ""]
+        lines += markdown_table(["finding", "boxed images", "pointing game", "centre point", "random point", "IoU (map >= 0.5)", "uniform map IoU"], rows)
+        lines += ["", f"Boxes: {metrics.get('meta/localisation/boxes')}. Pointing game: the map's maximum inside a box of the finding; "
+                  "random point: the share of the image inside the boxes (a pixel drawn uniformly).", ""]
     else:
         lines += ["No boxes for this split: localisation not measured.", ""]
     key = f"sanity/{method}/rank_correlation"

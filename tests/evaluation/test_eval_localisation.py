@@ -43,4 +43,7 @@ def test_scores_per_finding_with_baselines():
     # The centre (row 5, column 10: image 55, 105) is outside the box; a uniform map's IoU is 6 / 200.
     assert out["localisation/baselines/centre/pointing_game/Nodule"] == 0.0
     assert out["localisation/baselines/uniform/iou/Nodule"] == pytest.approx(6 / 200)
+    # A pixel drawn uniformly lands in the 6-pixel box with probability 6 / 200.
+    assert out["localisation/baselines/random_point/pointing_game/Nodule"] == pytest.approx(6 / 200)
+    assert out["localisation/baselines/random_point/pointing_game"] == pytest.approx(6 / 200)
     assert out["localisation/gradcam/pointing_game"] == 0.5
