@@ -80,12 +80,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if notice is not None:
         print(notice(config), file=sys.stderr)
     workdir = Path(args.workdir or Path("runs") / (config.name + ("-smoke" if args.smoke else "")))
+    if args.workers:
+        return _launch_workers(args, config, workdir)
     from medcap import training
 
     result = training.fit(config, workdir)
     print(f"workdir: {workdir}")
     if result.get("metrics"):
         print(json.dumps(result["metrics"], indent=2, default=float))
+    return 0
+
+
+def _launch_workers(args: argparse.Namespace, config, workdir: Path) -> int:
+    from medcap import launcher
+    from medcap.data.loading import load_splits
+
+    if args.workers < 2:
+        raise CommandError(f"--workers {args.workers}: a cluster needs at least 2 workers")
+    # Synthetic data is written here, once, not by N workers at a time.
+    load_splits(config.data)
+    arguments = ["train", args.experiment, "--workdir", str(workdir)]
+    arguments += ["--smoke"] if args.smoke else []
+    arguments += ["--data-dir", args.data_dir] if args.data_dir else []
+    for item in args.set or []:
+        arguments += ["--set", item]
+    code = launcher.run_local_workers(arguments, args.workers)
+    if code:
+        raise CommandError(f"training with {args.workers} workers failed (exit status {code})")
     return 0
 
 
@@ -162,6 +183,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="raw dataset download (default: synthetic data in that format)")
     p.add_argument("--workdir", help="run directory (default: runs/<experiment>)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. train.epochs=3")
+    p.add_argument(
+        "--workers", type=int, default=0, metavar="N", help="train as a cluster of N worker processes on this machine (TF_CONFIG each)"
+    )
     p.set_defaults(handler=_cmd_train)
 
     p = subparsers.add_parser("evaluate", help="score a trained workdir on a split")

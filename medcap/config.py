@@ -161,6 +161,8 @@ class TrainConfig:
     #: which also trains across machines), "auto" (custom when the strategy
     #: spans machines, where Keras 3's fit fails; fit otherwise).
     loop: str = "auto"
+    #: First port of the workers a Slurm job step starts (tasks on one node count up from it).
+    slurm_port_base: int = 8888
     #: TPU address for strategy=tpu ("" for the local TPU).
     tpu: str = ""
     #: Metric that ModelCheckpoint and EarlyStopping watch.
@@ -203,6 +205,7 @@ class TrainConfig:
             self.strategy in STRATEGIES,
             f"train.strategy={self.strategy!r}: expected one of {', '.join(STRATEGIES)}",
         )
+        _check(1024 <= self.slurm_port_base <= 65000, f"train.slurm_port_base={self.slurm_port_base}: expected 1024..65000")
         _check(self.loop in LOOPS, f"train.loop={self.loop!r}: expected one of {', '.join(LOOPS)}")
         _check(
             not (self.loop == "fit" and self.strategy == "multi_worker"),

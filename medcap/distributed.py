@@ -1,9 +1,10 @@
 """Training across replicas and machines: the strategy, the trainer's own loop, the cluster's roles.
 
 Strategy (`select_strategy`): a TPU when asked; `MultiWorkerMirroredStrategy`
-when `TF_CONFIG` is set or asked; `MirroredStrategy` over every local GPU
-(or, when asked and there is none, every logical CPU); the default
-strategy otherwise.
+when asked or when the scheduler describes a cluster (`cluster_resolver`:
+`TF_CONFIG`, or a Slurm job step of several tasks); `MirroredStrategy` over
+every local GPU (or, when asked and there is none, every logical CPU); the
+default strategy otherwise.
 
 Keras 3's `model.fit` cannot train under `MultiWorkerMirroredStrategy`: it
 reduces a distributed batch before the first step and scalar step outputs
@@ -61,10 +62,48 @@ from medcap.config import TrainConfig
 RESUME_STATE = ("backup", "phases")
 
 
+def slurm_tasks() -> int:
+    """The tasks of the Slurm job step this process runs in (0 outside Slurm)."""
+    value = os.environ.get("SLURM_STEP_NUM_TASKS") if "SLURM_PROCID" in os.environ else None
+    return int(value) if value and value.isdigit() else 0
+
+
+def cluster_resolver(train: TrainConfig):
+    """The cluster as the scheduler describes it: `TF_CONFIG` (Kubernetes
+    operators, Vertex AI, `medcap train --workers`), else a Slurm step of
+    several tasks (`srun`; one worker per task, hosts from
+    SLURM_STEP_NODELIST, ports from `train.slurm_port_base`, each task's
+    GPUs made visible to it alone), else None."""
+    import tensorflow as tf
+
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    if slurm_tasks() > 1:
+        if os.environ.get("CUDA_VISIBLE_DEVICES") or (shutil.which("nvidia-smi") and "CUDA_VISIBLE_DEVICES" not in os.environ):
+            # GPUs split evenly between a node's tasks, each task's set made
+            # visible to it (before TensorFlow first lists devices).
+            return tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=train.slurm_port_base)
+        return _cpu_slurm_resolver(train.slurm_port_base)
+    return None
+
+
+def _cpu_slurm_resolver(port_base: int):
+    """TensorFlow's Slurm resolver on nodes without GPUs, which it does not
+    handle (it divides GPUs between tasks and reports one accelerator per task)."""
+    import tensorflow as tf
+
+    class CpuSlurmClusterResolver(tf.distribute.cluster_resolver.SlurmClusterResolver):
+        def num_accelerators(self, task_type=None, task_id=None, config_proto=None):
+            return {}
+
+    # "2(x3),1": three nodes of two tasks, one of one.
+    tasks_per_node = max(int(part.split("(")[0]) for part in os.environ.get("SLURM_STEP_TASKS_PER_NODE", "1").split(","))
+    # One notional device per task only to give each task its own port.
+    return CpuSlurmClusterResolver(port_base=port_base, gpus_per_node=tasks_per_node, gpus_per_task=1, auto_set_gpu=False)
+
+
 def select_strategy(train: TrainConfig):
-    """TPU when asked; MultiWorkerMirrored when TF_CONFIG is set; Mirrored
-    with more than one GPU (or when asked: then over all logical CPUs when
-    there is no GPU); the default strategy otherwise."""
+    """See the module docstring; `train.strategy` names one or says "auto"."""
     import tensorflow as tf
 
     choice = train.strategy
@@ -73,8 +112,9 @@ def select_strategy(train: TrainConfig):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
-    if choice == "multi_worker" or (choice == "auto" and os.environ.get("TF_CONFIG")):
-        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = cluster_resolver(train) if choice in ("auto", "multi_worker") else None
+    if choice == "multi_worker" or resolver is not None:
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     gpus = tf.config.list_logical_devices("GPU")
     if choice == "mirrored" or (choice == "auto" and len(gpus) > 1):
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]

@@ -71,6 +71,39 @@ def test_the_chief_is_the_chief_task_or_worker_zero(monkeypatch, task_type, task
     assert distributed.is_chief(strategy) is chief
 
 
+def test_a_slurm_step_of_several_tasks_is_a_cluster_of_workers(monkeypatch):
+    """srun with 3 tasks on two CPU nodes (tasks per node "2,1"): TensorFlow's
+    Slurm resolver lists the workers by host, ports counting up per node
+    from `train.slurm_port_base`; this is task 1; no GPU is claimed."""
+    from medcap.config import TrainConfig
+
+    for name in ("TF_CONFIG", "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no nvidia-smi: a CPU node
+    slurm = {"SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "3", "SLURM_STEP_NODELIST": "cn[07-08]", "SLURM_STEP_TASKS_PER_NODE": "2,1"}
+    for name, value in slurm.items():
+        monkeypatch.setenv(name, value)
+    assert distributed.slurm_tasks() == 3
+    resolver = distributed.cluster_resolver(TrainConfig(slurm_port_base=9100))
+    assert resolver.cluster_spec().as_dict() == {"worker": ["cn07:9100", "cn07:9101", "cn08:9100"]}
+    assert (resolver.task_type, resolver.task_id) == ("worker", 1)
+    assert resolver.num_accelerators() == {}
+    # TF_CONFIG, when a scheduler sets it too, describes the cluster instead.
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 0}}))
+    assert distributed.cluster_resolver(TrainConfig()).cluster_spec().as_dict() == {"worker": ["h:1", "h:2"]}
+
+
+def test_no_scheduler_no_cluster(monkeypatch):
+    from medcap.config import TrainConfig
+
+    for name in ("TF_CONFIG", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS"):
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.slurm_tasks() == 0 and distributed.cluster_resolver(TrainConfig()) is None
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")  # a batch script's own step: one task
+    assert distributed.cluster_resolver(TrainConfig()) is None
+
+
 def test_a_single_process_is_its_own_chief():
     assert distributed.is_chief(tf.distribute.get_strategy())
 
@@ -123,3 +156,52 @@ def test_a_task_trains_through_the_custom_loop_as_through_fit(tmp_path, experime
     for key, values in histories["fit"].items():
         np.testing.assert_allclose(histories["custom"][key], values, rtol=1e-5, atol=1e-6, err_msg=key)
     assert Path(tmp_path / "custom" / "model.keras").is_file()
+
+
+def test_the_launcher_stops_every_worker_when_one_fails_and_shows_its_log(tmp_path, capsys):
+    """A stand-in for Python: worker 1 prints and exits 3 at once, worker 0
+    would run for a minute; the launcher returns 3 quickly, with the log."""
+    import time
+
+    from medcap import launcher
+
+    fake = tmp_path / "python"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'case "$TF_CONFIG" in *\'"index": 1\'*) echo "worker one says boom"; exit 3;; esac\n'
+        "sleep 60\n"
+    )
+    fake.chmod(0o755)
+    started = time.time()
+    assert launcher.run_local_workers(["train", "x"], 2, python=str(fake)) == 3
+    assert time.time() - started < 30
+    err = capsys.readouterr().err
+    assert "worker 1 failed (exit status 3)" in err and "worker one says boom" in err
+
+
+def test_local_tf_configs_make_one_cluster_with_worker_zero_first():
+    from medcap import launcher
+
+    configs = [json.loads(c) for c in launcher.local_tf_configs(3)]
+    clusters = {json.dumps(c["cluster"]) for c in configs}
+    assert len(clusters) == 1 and [c["task"] for c in configs] == [{"type": "worker", "index": i} for i in range(3)]
+    addresses = configs[0]["cluster"]["worker"]
+    assert len(set(addresses)) == 3 and all(a.startswith("127.0.0.1:") for a in addresses)
+
+
+@pytest.mark.slow
+def test_medcap_train_model80_smoke_with_two_workers_from_the_command_line(tmp_path):
+    """`medcap train model80 --smoke --workers 2`: two processes, one model,
+    the chief's workdir (about a minute here)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "medcap.cli", "train", "model80", "--smoke", "--workers", "2", "--workdir", str(tmp_path / "run"),
+         "--set", f"data.data_dir={tmp_path / 'data'}"],
+        capture_output=True, text=True, timeout=500,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    environment = json.loads((tmp_path / "run" / "environment.json").read_text())
+    assert (environment["strategy"], environment["replicas"], environment["loop"]) == ("MultiWorkerMirroredStrategy", 2, "custom")
+    assert (tmp_path / "run" / "metrics.json").is_file() and (tmp_path / "run" / "model.keras").is_file()
