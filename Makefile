@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test test-fast lint bench compare-iu-xray compare-mimic notebook reproduce-model80 reproduce-model70 reproduce-mtl \
+.PHONY: install beam-env test test-fast lint bench compare-iu-xray compare-mimic notebook reproduce-model80 reproduce-model70 reproduce-mtl \
 	reproduce-mtl-sweep reproduce-clip reproduce-findings reproduce-findings-ablation reproduce-findings-report reproduce-findings-report-llm reproduce-findings-report-ablation clean help
 
 help:
@@ -31,6 +31,7 @@ help:
 	@echo "make reproduce-findings-report-ablation  template vs LLM, ICIL and CoT on/off -> results/findings_report/ablation"
 	@echo "make bench               ratio benchmarks in bench/"
 	@echo "make lint                ruff (also run first by make test)"
+	@echo "make beam-env            .venv-beam with apache-beam, for medcap data prepare --beam (make test builds it)"
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,8 +41,21 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# apache-beam pins protobuf, pyarrow and pillow a major version back, so it gets
+# a venv of its own (the Beam build test runs its builds there).
+BEAM_VENV := .venv-beam
+BEAM_STAMP := $(BEAM_VENV)/.installed-stamp
+
+$(BEAM_STAMP): setup.cfg pyproject.toml
+	test -x $(BEAM_VENV)/bin/python || $(PYTHON) -m venv $(BEAM_VENV)
+	$(BEAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BEAM_VENV)/bin/python -m pip install --quiet -e ".[beam]"
+	touch $(BEAM_STAMP)
+
+beam-env: $(BEAM_STAMP)
+
 # The notebook runs too (nbmake): it trains two smoke runs and opens them, about 2 minutes.
-test: lint
+test: lint $(BEAM_STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbmake tests notebooks $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

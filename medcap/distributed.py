@@ -1,10 +1,6 @@
-"""Training across replicas and machines: the strategy, the trainer's own loop, the cluster's roles.
+"""Training across replicas and machines: the trainer's own loop and the cluster's roles.
 
-Strategy (`select_strategy`): a TPU when asked; `MultiWorkerMirroredStrategy`
-when asked or when the scheduler describes a cluster (`cluster_resolver`:
-`TF_CONFIG`, or a Slurm job step of several tasks); `MirroredStrategy` over
-every local GPU (or, when asked and there is none, every logical CPU); the
-default strategy otherwise.
+The strategy itself is chosen in `medcap.strategies`.
 
 Keras 3's `model.fit` cannot train under `MultiWorkerMirroredStrategy`: it
 reduces a distributed batch before the first step and scalar step outputs
@@ -19,7 +15,7 @@ validation after every epoch.
 
 Data. Each input pipeline (one per worker) runs the task's own dataset of
 global batches and keeps, of each global batch, the rows of its replicas
-(`replica_rows`): replica r of R gets rows `[r * n // R ... )` split as
+(`medcap.data.pipeline.distribute_batches`): replica r of R gets rows `[r * n // R ... )` split as
 evenly as possible, which is how `MirroredStrategy` splits a batch, so every
 replica sees exactly the examples a single process would put in that step
 and the run does not depend on the number of machines. The cost: every
@@ -56,84 +52,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from medcap.config import TrainConfig
+from medcap.data.pipeline import batch_rows, distribute_batches
 
 #: What a non-chief worker copies from the chief's workdir to resume as it does.
 RESUME_STATE = ("backup", "phases")
-
-
-def slurm_tasks() -> int:
-    """The tasks of the Slurm job step this process runs in (0 outside Slurm)."""
-    value = os.environ.get("SLURM_STEP_NUM_TASKS") if "SLURM_PROCID" in os.environ else None
-    return int(value) if value and value.isdigit() else 0
-
-
-def cluster_resolver(train: TrainConfig):
-    """The cluster as the scheduler describes it: `TF_CONFIG` (Kubernetes
-    operators, Vertex AI, `medcap train --workers`), else a Slurm step of
-    several tasks (`srun`; one worker per task, hosts from
-    SLURM_STEP_NODELIST, ports from `train.slurm_port_base`, each task's
-    GPUs made visible to it alone), else None."""
-    import tensorflow as tf
-
-    if os.environ.get("TF_CONFIG"):
-        return tf.distribute.cluster_resolver.TFConfigClusterResolver()
-    if slurm_tasks() > 1:
-        if os.environ.get("CUDA_VISIBLE_DEVICES") or (shutil.which("nvidia-smi") and "CUDA_VISIBLE_DEVICES" not in os.environ):
-            # GPUs split evenly between a node's tasks, each task's set made
-            # visible to it (before TensorFlow first lists devices).
-            return tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=train.slurm_port_base)
-        return _cpu_slurm_resolver(train.slurm_port_base)
-    return None
-
-
-def _cpu_slurm_resolver(port_base: int):
-    """TensorFlow's Slurm resolver on nodes without GPUs, which it does not
-    handle (it divides GPUs between tasks and reports one accelerator per task)."""
-    import tensorflow as tf
-
-    class CpuSlurmClusterResolver(tf.distribute.cluster_resolver.SlurmClusterResolver):
-        def num_accelerators(self, task_type=None, task_id=None, config_proto=None):
-            return {}
-
-    # "2(x3),1": three nodes of two tasks, one of one.
-    tasks_per_node = max(int(part.split("(")[0]) for part in os.environ.get("SLURM_STEP_TASKS_PER_NODE", "1").split(","))
-    # One notional device per task only to give each task its own port.
-    return CpuSlurmClusterResolver(port_base=port_base, gpus_per_node=tasks_per_node, gpus_per_task=1, auto_set_gpu=False)
-
-
-def select_strategy(train: TrainConfig):
-    """See the module docstring; `train.strategy` names one or says "auto"."""
-    import tensorflow as tf
-
-    choice = train.strategy
-    if choice == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=train.tpu)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
-    resolver = cluster_resolver(train) if choice in ("auto", "multi_worker") else None
-    if choice == "multi_worker" or resolver is not None:
-        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
-    gpus = tf.config.list_logical_devices("GPU")
-    if choice == "mirrored" or (choice == "auto" and len(gpus) > 1):
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    return tf.distribute.get_strategy()
-
-
-def strategy_name(strategy) -> str:
-    """The public tf.distribute name (MultiWorkerMirroredStrategy's class is
-    CollectiveAllReduceStrategy)."""
-    import tensorflow as tf
-
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return "MultiWorkerMirroredStrategy"
-    if isinstance(strategy, tf.distribute.TPUStrategy):
-        return "TPUStrategy"
-    if isinstance(strategy, tf.distribute.MirroredStrategy):
-        return "MirroredStrategy"
-    return "default" if not tf.distribute.has_strategy() and strategy is tf.distribute.get_strategy() else type(strategy).__name__
 
 
 def is_multi_worker(strategy) -> bool:
@@ -165,52 +87,6 @@ def worker_workdir(workdir: Path) -> Path:
     return scratch
 
 
-def _batch_rows(element: Any):
-    import tensorflow as tf
-
-    return tf.shape(tf.nest.flatten(element)[0])[0]
-
-
-def replica_rows(element: Any, replica: Any, replicas: int):
-    """Replica `replica`'s rows of a global batch (`replicas` replicas, the
-    rows split as evenly as possible, earlier replicas taking the extra)."""
-    import tensorflow as tf
-
-    rows = tf.cast(_batch_rows(element), tf.int64)
-    replica = tf.cast(replica, tf.int64)
-    base, extra = rows // replicas, rows % replicas
-    start = replica * base + tf.minimum(replica, extra)
-    size = base + tf.cast(replica < extra, tf.int64)
-    return tf.nest.map_structure(lambda t: t[start : start + size], element)
-
-
-def distribute(strategy, dataset):
-    """`dataset` (global batches) as a distributed dataset of
-    `(rows, global batch rows)`: each replica gets its rows of each global
-    batch (see `replica_rows`) and the global batch's size (known from the
-    data, so the step needs no collective for it, whose order against the
-    gradients' all-reduce the graph would not fix)."""
-    import tensorflow as tf
-
-    replicas = strategy.num_replicas_in_sync
-
-    def per_pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        local = replicas // context.num_input_pipelines
-        first = context.input_pipeline_id * local
-
-        def slices(*element):
-            element = element[0] if len(element) == 1 else element
-            # A pipeline feeding several local replicas yields their batches in turn.
-            total = tf.cast(_batch_rows(element), tf.float32)
-            return tf.data.Dataset.range(local).map(lambda r: (replica_rows(element, first + r, replicas), total))
-
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        return dataset.flat_map(slices).with_options(options)
-
-    return strategy.distribute_datasets_from_function(per_pipeline)
-
-
 class _Steps:
     """The compiled per-replica train and test steps of one compiled model."""
 
@@ -228,7 +104,7 @@ class _Steps:
             x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
             y_pred = model(x, training=training)
             loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
-            rows = tf.cast(_batch_rows(x), tf.float32)
+            rows = tf.cast(batch_rows(x), tf.float32)
             # Keras' loss is this replica's mean / R: the tracked value is the mean.
             self.loss.update_state(loss * replicas, sample_weight=rows)
             model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
@@ -286,8 +162,8 @@ def fit_loop(
     import keras
     import tensorflow as tf
 
-    train_iterator = iter(distribute(strategy, train_dataset))
-    val_distributed = distribute(strategy, validation_data)
+    train_iterator = iter(distribute_batches(strategy, train_dataset))
+    val_distributed = distribute_batches(strategy, validation_data)
     with strategy.scope():
         # The compiled loss, metrics and optimizer variables, built from the
         # batch spec as `fit` builds them, before any step traces.

@@ -126,10 +126,14 @@ def _python_random_seeded(seed: int):
 class FeatureExtractor:
     """A frozen backbone cut at its feature layer, with the input pipeline."""
 
-    def __init__(self, spec: FeatureSpec):
+    def __init__(self, spec: FeatureSpec, strategy=None):
         from medcap.weights import check_pixel_normalization, resolve_weights
 
         self.spec = spec
+        #: A single-machine tf.distribute strategy (None: the default): with
+        #: several replicas, each batch is split between them (all local GPUs
+        #: under MirroredStrategy) and the rows put back in order.
+        self.strategy = strategy
         spec.layer  # noqa: B018  (validates the backbone name)
         self.record = resolve_weights(spec.backbone, spec.weights, include_top=True)
         check_pixel_normalization(spec.backbone, spec.normalization, self.record)
@@ -164,18 +168,36 @@ class FeatureExtractor:
 
             from medcap.weights import build_backbone
 
-            with _python_random_seeded(self.spec.seed):
+            with self._scope(), _python_random_seeded(self.spec.seed):
                 backbone, _ = build_backbone(
                     self.spec.backbone,
                     self.record,
                     include_top=True,
                     input_shape=(*self.spec.image_size, 3),
                 )
-            backbone.trainable = False
-            self._model = keras.Model(backbone.input, backbone.get_layer(self.spec.layer).output)
+                backbone.trainable = False
+                self._model = keras.Model(backbone.input, backbone.get_layer(self.spec.layer).output)
             model = self._model
-            self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+            if self.replicas() > 1:
+                strategy = self.strategy
+
+                @tf.function(reduce_retracing=True)
+                def predict(rows, total):
+                    del total  # the global batch's size, which inference does not need
+                    return strategy.experimental_local_results(strategy.run(lambda x: model(x, training=False), args=(rows,)))
+
+                self._predict = predict
+            else:
+                self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
         return self._model
+
+    def replicas(self) -> int:
+        return 1 if self.strategy is None else int(self.strategy.num_replicas_in_sync)
+
+    def _scope(self):
+        import contextlib
+
+        return contextlib.nullcontext() if self.strategy is None else self.strategy.scope()
 
     @property
     def dim(self) -> int:
@@ -215,14 +237,23 @@ class FeatureExtractor:
         outputs = []
         total = -(-len(image_paths) // batch_size)
         bar = tqdm(total=len(image_paths), desc=description, unit="img", disable=not progress, leave=False)
-        iterator = iter(self.dataset(image_paths, batch_size))
+        dataset = self.dataset(image_paths, batch_size)
+        split = self.replicas() > 1
+        if split:
+            from medcap.data.pipeline import distribute_batches
+
+            dataset = distribute_batches(self.strategy, dataset)
+        iterator = iter(dataset)
         for step in range(total):
             try:
                 batch = next(iterator)
             except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as err:
                 start = step * batch_size
                 _raise_bad_image(image_paths[start : start + batch_size], (ids or [])[start : start + batch_size], err)
-            outputs.append(np.asarray(self._predict(batch), dtype=np.float32))
+            if split:  # the replicas' rows, in replica order: the batch's order
+                outputs.append(np.concatenate([np.asarray(t, dtype=np.float32) for t in self._predict(*batch)]))
+            else:
+                outputs.append(np.asarray(self._predict(batch), dtype=np.float32))
             bar.update(int(outputs[-1].shape[0]))
         bar.close()
         if not outputs:
@@ -372,12 +403,14 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         weights=args.weights,
         seed=args.seed,
     )
+    from medcap.strategies import local_strategy
+
     try:
-        extractor = FeatureExtractor(spec)
+        extractor = FeatureExtractor(spec, strategy=local_strategy(args.strategy))
     except ValueError as err:
         raise CommandError(str(err)) from None
     splits = args.split or list(result.splits)
-    summary = {"out": str(out), "weights": extractor.weights_info, "splits": {}}
+    summary = {"out": str(out), "weights": extractor.weights_info, "replicas": extractor.replicas(), "splits": {}}
     for split in splits:
         if split not in result.splits:
             raise CommandError(f"dataset {args.dataset!r} has no split {split!r}; splits: {', '.join(result.splits)}")
@@ -415,6 +448,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default="auto", help="auto | imagenet | none | /path/to/weights.h5 (default auto)")
     p.add_argument("--image-size", type=int, nargs=2, default=list(NATIVE_SIZE), metavar=("H", "W"))
     p.add_argument("--normalization", default="imagenet_caffe", help="pixel normalisation (default imagenet_caffe, VGG16's)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="global batch, split between the replicas (default 32)")
+    p.add_argument(
+        "--strategy", default="auto", choices=("auto", "default", "mirrored"),
+        help="auto: every local GPU through MirroredStrategy when there are several; mirrored: also over logical CPUs",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of a random initialisation (default 0)")
     p.set_defaults(handler=_cmd_extract)

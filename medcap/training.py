@@ -41,7 +41,7 @@ from medcap import distributed
 from medcap.config import ConfigError, ExperimentConfig, TrainConfig
 from medcap.data import images
 from medcap.data.loading import load_splits
-from medcap.distributed import select_strategy, strategy_name
+from medcap.strategies import select_strategy, strategy_name
 from medcap.workdir import resolve_workdir
 
 log = logging.getLogger("medcap.training")

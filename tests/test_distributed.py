@@ -1,5 +1,6 @@
 """The trainer's own loop (`medcap.distributed`): the rows each replica gets,
-the cluster's roles, and every kind of task trained through it as `fit` trains it.
+the cluster's roles (`medcap.strategies`), and every kind of task trained
+through it as `fit` trains it.
 
 The two-worker run on 127.0.0.1 and the kill-a-worker resume are in
 `tests/test_training.py` beside the MirroredStrategy test they compare with.
@@ -16,7 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from medcap import distributed
+from medcap import distributed, strategies
+from medcap.data import pipeline
 
 
 @pytest.mark.parametrize(
@@ -31,7 +33,7 @@ from medcap import distributed
 def test_replica_rows_split_a_global_batch_as_evenly_as_possible_in_order(rows, replicas, expected):
     batch = ({"image": tf.range(rows)}, tf.range(rows) * 10)
     for replica, want in enumerate(expected):
-        x, y = distributed.replica_rows(batch, replica, replicas)
+        x, y = pipeline.replica_rows(batch, replica, replicas)
         assert x["image"].numpy().tolist() == want
         assert y.numpy().tolist() == [10 * v for v in want]
 
@@ -48,7 +50,7 @@ def test_distribute_gives_each_local_replica_its_rows_and_the_global_size():
         def distribute_datasets_from_function(self, function):
             return function(context)
 
-    out = [(rows.numpy().tolist(), float(total)) for rows, total in distributed.distribute(Recorder(), dataset)]
+    out = [(rows.numpy().tolist(), float(total)) for rows, total in pipeline.distribute_batches(Recorder(), dataset)]
     assert out == [([0, 1], 4.0), ([2, 3], 4.0), ([4, 5], 4.0), ([6, 7], 4.0), ([8], 2.0), ([9], 2.0)]
 
 
@@ -83,14 +85,14 @@ def test_a_slurm_step_of_several_tasks_is_a_cluster_of_workers(monkeypatch):
     slurm = {"SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "3", "SLURM_STEP_NODELIST": "cn[07-08]", "SLURM_STEP_TASKS_PER_NODE": "2,1"}
     for name, value in slurm.items():
         monkeypatch.setenv(name, value)
-    assert distributed.slurm_tasks() == 3
-    resolver = distributed.cluster_resolver(TrainConfig(slurm_port_base=9100))
+    assert strategies.slurm_tasks() == 3
+    resolver = strategies.cluster_resolver(TrainConfig(slurm_port_base=9100))
     assert resolver.cluster_spec().as_dict() == {"worker": ["cn07:9100", "cn07:9101", "cn08:9100"]}
     assert (resolver.task_type, resolver.task_id) == ("worker", 1)
     assert resolver.num_accelerators() == {}
     # TF_CONFIG, when a scheduler sets it too, describes the cluster instead.
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 0}}))
-    assert distributed.cluster_resolver(TrainConfig()).cluster_spec().as_dict() == {"worker": ["h:1", "h:2"]}
+    assert strategies.cluster_resolver(TrainConfig()).cluster_spec().as_dict() == {"worker": ["h:1", "h:2"]}
 
 
 def test_no_scheduler_no_cluster(monkeypatch):
@@ -98,10 +100,10 @@ def test_no_scheduler_no_cluster(monkeypatch):
 
     for name in ("TF_CONFIG", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS"):
         monkeypatch.delenv(name, raising=False)
-    assert distributed.slurm_tasks() == 0 and distributed.cluster_resolver(TrainConfig()) is None
+    assert strategies.slurm_tasks() == 0 and strategies.cluster_resolver(TrainConfig()) is None
     monkeypatch.setenv("SLURM_PROCID", "0")
     monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")  # a batch script's own step: one task
-    assert distributed.cluster_resolver(TrainConfig()) is None
+    assert strategies.cluster_resolver(TrainConfig()) is None
 
 
 def test_a_single_process_is_its_own_chief():

@@ -4,11 +4,15 @@
     medcap data check DATASET --source DIR [--config NAME] [--json]
     medcap data prepare DATASET --source DIR [--data-dir DIR] [--config NAME]
                         [--split-seed S] [--skip-invalid] [--max-image-size N]
+                        [--beam [--beam-options "--runner=... ..."]]
 
 `check` reads the download with every image decoded and lists each problem
 (file, record, field, message); it exits 1 when there is any, 0 otherwise.
 `prepare` builds the TFDS dataset (TFDS shows a progress bar per split) and
-prints the per-split counts and the number of skipped records.
+prints the per-split counts and the number of skipped records. With `--beam`
+an Apache Beam pipeline encodes and writes the examples (the DirectRunner
+here, or the runner `--beam-options` names: Dataflow, Flink, Spark); it
+needs the `beam` extra.
 
 TensorFlow is imported inside the handlers only, so `medcap --help` stays fast.
 """
@@ -113,7 +117,12 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         max_image_size=args.max_image_size,
         options=_parse_options(args.option),
     )
-    tfds_builders.prepare(builder, args.source)
+    from medcap.errors import CommandError
+
+    if args.beam_options and not args.beam:
+        raise CommandError("--beam-options without --beam")
+    beam_options = (args.beam_options or "") if args.beam else None
+    tfds_builders.prepare(builder, args.source, beam_options=beam_options)
     splits = builder.info.splits
     counts = " ".join(f"{name}={splits[name].num_examples}" for name in splits.keys())
     print(f"{builder.name}/{builder.builder_config.name} in {builder.data_dir}: {counts}")
@@ -160,4 +169,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--check-images", default="decode", choices=("none", "exists", "decode"), help="image check while reading")
     p.add_argument("--max-image-size", type=int, help="downscale images so their longer side is at most N pixels")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="reader option (JSON value), e.g. uncertain_label=1")
+    p.add_argument("--beam", action="store_true", help="generate through Apache Beam (the beam extra; DirectRunner by default)")
+    p.add_argument("--beam-options", metavar="FLAGS", help='Beam pipeline flags, e.g. "--runner=DataflowRunner --project=P --region=R"')
     p.set_defaults(handler=_cmd_prepare)

@@ -16,10 +16,12 @@ Resume is exact because the order of epoch `e` is a pure function of
 `[first_epoch, epochs)` and the epochs it skips after a restart are the epochs
 already trained, never a replay of epoch 0's order.
 
-Under `tf.distribute`, datasets are batched with the **global** batch size;
-Keras splits each batch across replicas (`global_batch = per_replica x
-replicas`), and multi-worker runs shard by data, since our datasets are built
-from in-memory tables rather than files.
+Under `tf.distribute`, datasets are batched with the **global** batch size.
+Keras' fit splits each batch across replicas; the trainer's own loop and
+feature extraction use `distribute_batches`, which gives every replica its
+rows of each global batch (`replica_rows`, split as MirroredStrategy splits
+a batch), on one machine or many, so a run's batches do not depend on how
+many replicas it has.
 """
 
 from __future__ import annotations
@@ -324,3 +326,48 @@ def steps_per_epoch(num_examples: int, batch_size: int, drop_remainder: bool = F
     if steps < 1:
         raise ValueError(f"{num_examples} examples give no batch of {batch_size}")
     return steps
+
+
+# ---------------------------------------------------------------------------
+# Global batches across replicas
+
+
+def batch_rows(element: Any) -> tf.Tensor:
+    """The rows of a batch (its first tensor's leading dimension)."""
+    return tf.shape(tf.nest.flatten(element)[0])[0]
+
+
+def replica_rows(element: Any, replica: Any, replicas: int):
+    """Replica `replica`'s rows of a global batch (`replicas` replicas, the
+    rows split as evenly as possible, earlier replicas taking the extra)."""
+    rows = tf.cast(batch_rows(element), tf.int64)
+    replica = tf.cast(replica, tf.int64)
+    base, extra = rows // replicas, rows % replicas
+    start = replica * base + tf.minimum(replica, extra)
+    size = base + tf.cast(replica < extra, tf.int64)
+    return tf.nest.map_structure(lambda t: t[start : start + size], element)
+
+
+def distribute_batches(strategy, dataset):
+    """`dataset` (global batches) as a distributed dataset of
+    `(rows, global batch rows)`: each replica gets its rows of each global
+    batch (see `replica_rows`) and the global batch's size (known from the
+    data, so the step needs no collective for it, whose order against the
+    gradients' all-reduce the graph would not fix)."""
+    replicas = strategy.num_replicas_in_sync
+
+    def per_pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        local = replicas // context.num_input_pipelines
+        first = context.input_pipeline_id * local
+
+        def slices(*element):
+            element = element[0] if len(element) == 1 else element
+            # A pipeline feeding several local replicas yields their batches in turn.
+            total = tf.cast(batch_rows(element), tf.float32)
+            return tf.data.Dataset.range(local).map(lambda r: (replica_rows(element, first + r, replicas), total))
+
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return dataset.flat_map(slices).with_options(options)
+
+    return strategy.distribute_datasets_from_function(per_pipeline)

@@ -176,6 +176,8 @@ class MedcapBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     #: Image check while reading (`medcap.data.images.IMAGE_CHECKS`); it does not
     #: change the content, so it is not part of the config.
     check_images: str = "decode"
+    #: Generate through Apache Beam (`prepare(..., beam_options=...)`).
+    beam: bool = False
 
     @tfds.core.utils.classproperty
     @classmethod
@@ -247,36 +249,85 @@ class MedcapBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         )
         return {split: self._generate_examples(result.splits[split]) for split in SPLIT_NAMES if split in result.splits}
 
+    def _encoding(self) -> ExampleEncoding:
+        return ExampleEncoding(
+            views=self._num_views(),
+            optional=self._optional_keys(),
+            max_image_size=self.medcap_config.max_image_size,
+            channels=self._image_channels(),
+            check="none" if self._reader_checks_images() else self.check_images,
+        )
+
     def _generate_examples(self, examples: list[dict[str, Any]]):
-        views = self._num_views()
-        optional = self._optional_keys()
-        max_size = self.medcap_config.max_image_size
-        channels = self._image_channels()
-        check = "none" if self._reader_checks_images() else self.check_images
+        encoding = self._encoding()
+        if self.beam:
+            return _beam_examples(examples, encoding)
+        return self._examples_in_process(examples, encoding)
+
+    def _examples_in_process(self, examples: list[dict[str, Any]], encoding: ExampleEncoding):
         for example in examples:
-            record = example.get("id", "?")
-            paths = example["image"]
-            paths = (paths,) if isinstance(paths, str) else tuple(paths)
-            if len(paths) != views:
-                raise DataError(f"expected {views} image path(s), got {len(paths)}", record=record, field="image")
             try:
-                for view, path in enumerate(paths):
-                    check_image(path, check, record=record, field="image" if views == 1 else f"image[{view}]")
-            except DataError as err:
+                yield encoding(example)
+            except SkippableImage as skipped:
                 if not self.medcap_config.skip_invalid:
-                    raise
+                    raise skipped.error from None
                 assert self.read_result is not None
-                self.read_result.skipped.append(err)
-                self.info.metadata["skipped"].append(err.to_dict())
-                continue
-            out: dict[str, Any] = {key: example[key] for key in COMMON_KEYS if key != "image"}
+                self.read_result.skipped.append(skipped.error)
+                self.info.metadata["skipped"].append(skipped.error.to_dict())
+
+
+class SkippableImage(Exception):
+    """An image check failed (`error`); the build skips the record when asked to."""
+
+    def __init__(self, error: DataError):
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleEncoding:
+    """Turns one reader example into TFDS's (key, features): plain data, so
+    Beam can ship it to its workers with the examples."""
+
+    views: int
+    optional: tuple[str, ...]
+    max_image_size: int | None
+    channels: int
+    check: str
+
+    def __call__(self, example: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        record = example.get("id", "?")
+        paths = example["image"]
+        paths = (paths,) if isinstance(paths, str) else tuple(paths)
+        if len(paths) != self.views:
+            raise DataError(f"expected {self.views} image path(s), got {len(paths)}", record=record, field="image")
+        try:
             for view, path in enumerate(paths):
-                out["image" if view == 0 else f"image_{view}"] = image_for_tfds(path, channels, max_size)
-            for key in optional:
-                if key not in example:
-                    raise DataError("missing", record=record, field=key)
-                out[key] = _optional_value(FEATURE_KINDS[key], example[key])
-            yield example["id"], out
+                check_image(path, self.check, record=record, field="image" if self.views == 1 else f"image[{view}]")
+        except DataError as err:
+            raise SkippableImage(err) from None
+        out: dict[str, Any] = {key: example[key] for key in COMMON_KEYS if key != "image"}
+        for view, path in enumerate(paths):
+            out["image" if view == 0 else f"image_{view}"] = image_for_tfds(path, self.channels, self.max_image_size)
+        for key in self.optional:
+            if key not in example:
+                raise DataError("missing", record=record, field=key)
+            out[key] = _optional_value(FEATURE_KINDS[key], example[key])
+        return example["id"], out
+
+
+def _encode_or_fail(example: dict[str, Any], encoding: ExampleEncoding) -> tuple[str, dict[str, Any]]:
+    try:
+        return encoding(example)
+    except SkippableImage as skipped:
+        raise skipped.error from None
+
+
+def _beam_examples(examples: list[dict[str, Any]], encoding: ExampleEncoding):
+    """The split as a Beam transform: the examples (paths and text, read by
+    the driver) are distributed and each worker reads and encodes its images."""
+    beam = tfds.core.lazy_imports.apache_beam
+    return beam.Create(examples) | beam.Map(_encode_or_fail, encoding=encoding)
 
 
 def _optional_value(kind: str, value: Any) -> Any:
@@ -380,12 +431,42 @@ def make_builder(
     return builder
 
 
-def prepare(builder: MedcapBuilder, source_dir: str | Path) -> MedcapBuilder:
-    """Builds the dataset from the download at `source_dir` (manual download)."""
+def prepare(builder: MedcapBuilder, source_dir: str | Path, *, beam_options: str | None = None) -> MedcapBuilder:
+    """Builds the dataset from the download at `source_dir` (manual download).
+
+    With `beam_options` (a command line of Beam pipeline flags, e.g.
+    "--runner=DirectRunner" or "--runner=DataflowRunner --project=... --region=...
+    --temp_location=gs://..."), the examples are encoded and written by an
+    Apache Beam pipeline (TFDS's Beam generation); the reader still runs
+    here, once, to list the examples and choose the splits."""
     source_dir = Path(source_dir)
     if not source_dir.is_dir() or not any(source_dir.iterdir()):
         raise DataError("source directory does not exist or is empty", file=source_dir)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(source_dir.resolve()))
-    )
+    download_config = tfds.download.DownloadConfig(manual_dir=str(source_dir.resolve()))
+    if beam_options is not None:
+        if builder.medcap_config.skip_invalid and not builder._reader_checks_images():
+            raise DataError(
+                f"--skip-invalid with --beam: {builder.SOURCE_NAME}'s images are checked while encoding, on the Beam "
+                "workers, where a skipped record could not be counted in the dataset's metadata; build without --beam"
+            )
+        download_config = dataclasses.replace(download_config, beam_options=beam_pipeline_options(beam_options))
+        builder.beam = True
+    builder.download_and_prepare(download_config=download_config)
     return builder
+
+
+def beam_pipeline_options(flags: str):
+    """Beam's PipelineOptions from a command line of flags (DirectRunner when none names a runner)."""
+    import shlex
+
+    try:
+        from apache_beam.options.pipeline_options import PipelineOptions
+    except ImportError:
+        raise DataError(
+            "Beam generation needs apache-beam: pip install 'medcap[beam]' (it pins protobuf, pyarrow and pillow "
+            "a major version back: use a separate environment, as `make beam-env` does)"
+        ) from None
+    args = shlex.split(flags)
+    if not any(arg.startswith("--runner") for arg in args):
+        args.append("--runner=DirectRunner")
+    return PipelineOptions(flags=args)
