@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install beam-env test test-fast lint bench compare-iu-xray compare-mimic notebook reproduce-model80 reproduce-model70 reproduce-mtl \
+.PHONY: install beam-env test test-fast lint bench bench-gpu compare-iu-xray compare-mimic notebook reproduce-model80 reproduce-model70 reproduce-mtl \
 	reproduce-mtl-sweep reproduce-clip reproduce-findings reproduce-findings-ablation reproduce-findings-report reproduce-findings-report-llm reproduce-findings-report-ablation clean help
 
 help:
@@ -30,6 +30,7 @@ help:
 	@echo "make reproduce-findings-report-llm  the same with an LLM writer (LLM_BASE_URL=, LLM_MODEL=)"
 	@echo "make reproduce-findings-report-ablation  template vs LLM, ICIL and CoT on/off -> results/findings_report/ablation"
 	@echo "make bench               ratio benchmarks in bench/"
+	@echo "make bench-gpu           training examples/s, mixed/float32 and MFU per paper model (BENCH_GPU_ARGS=)"
 	@echo "make lint                ruff (also run first by make test)"
 	@echo "make beam-env            .venv-beam with apache-beam, for medcap data prepare --beam (make test builds it)"
 
@@ -64,6 +65,10 @@ test-fast: $(STAMP)
 # The rule set is pyproject.toml's [tool.ruff.lint]; ruff is pinned in setup.cfg's dev extra.
 lint: $(STAMP)
 	$(BIN)/ruff check medcap tests bench experiments
+
+# Paper models at paper sizes: float32 vs mixed precision, XLA off/on, MFU (small and quick without a GPU).
+bench-gpu: $(STAMP)
+	$(BIN)/python bench/gpu_throughput.py $(BENCH_GPU_ARGS)
 
 bench: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -173,6 +173,9 @@ class TrainConfig:
     #: Enables TF op determinism and deterministic tf.data ordering.
     deterministic: bool = True
     tensorboard: bool = True
+    #: XLA-compile the train step: true, false, or null for Keras' choice
+    #: (on when there is a GPU and the model supports it, off on CPU).
+    jit_compile: bool | None = None
     #: Keras fit verbosity (0 silent, 1 progress bar, 2 one line per epoch).
     verbose: int = 2
     #: Transfer learning (tasks that support it): the first `frozen_epochs`

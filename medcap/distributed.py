@@ -121,6 +121,11 @@ class _Steps:
         def test_step(data, total):
             forward(data, training=False)
 
+        if model.jit_compile and replicas == 1:
+            # XLA as fit compiles it; with several replicas the optimizer's
+            # cross-replica update stays outside XLA (fit's own choice there).
+            train_step = tf.function(train_step, jit_compile=True, reduce_retracing=True)
+
         @tf.function
         def train(iterator):
             strategy.run(train_step, args=next(iterator))

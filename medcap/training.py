@@ -421,6 +421,7 @@ def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None, strate
     environment = environment_record(strategy=strategy, precision=precision, config=config, weights=task.weights_info)
     custom_loop = use_custom_loop(train_cfg, strategy)
     environment["loop"] = "custom" if custom_loop else "fit"
+    environment["jit_compile"] = "auto" if train_cfg.jit_compile is None else train_cfg.jit_compile
     if distributed.is_multi_worker(strategy):
         environment["cluster"] = distributed.task_environment()
     if len(phases) > 1:
@@ -463,6 +464,8 @@ def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None, strate
             phase_train = dataclasses.replace(train_cfg, learning_rate=phase.learning_rate)
             optimizer = make_optimizer(phase_train, total_steps=steps * phase.epochs)
             task.compile_model(model, optimizer)
+            if train_cfg.jit_compile is not None:
+                model.jit_compile = train_cfg.jit_compile
         phase_callbacks = make_callbacks(
             train_cfg,
             workdir,

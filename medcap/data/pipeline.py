@@ -366,8 +366,7 @@ def distribute_batches(strategy, dataset):
             total = tf.cast(batch_rows(element), tf.float32)
             return tf.data.Dataset.range(local).map(lambda r: (replica_rows(element, first + r, replicas), total))
 
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        return dataset.flat_map(slices).with_options(options)
+        # No auto-sharding happens here: datasets from a function are the caller's to split.
+        return dataset.flat_map(slices)
 
     return strategy.distribute_datasets_from_function(per_pipeline)
