@@ -55,6 +55,12 @@ CHOICES = (
     "chosen per label on validation (maximum F1), then accuracy, precision, recall, F1 (the proposal's "
     "metrics) on test; macro and micro means; expected calibration error over 10 bins; baselines: the "
     "train-prevalence classifier and a logistic-regression probe on the untrained backbone's features.",
+    "Explanations: Grad-CAM on the last convolutional block, measured against the boxes (NIH's, or every "
+    "drawn lesion of a synthetic tree) with the pointing game (the map's maximum inside a box, no "
+    "tolerance) and IoU at half the map's range; pointing-game baselines: the image centre, and a pixel "
+    "drawn uniformly (its expected hit rate, the share of the image inside the boxes), which is the fair "
+    "one for findings whose boxes always hold the centre (an enlarged heart, perihilar oedema), where the "
+    "centre point hits every time.",
 )
 
 #: The scaled-down run when no dataset is configured: the tiny CNN on 600 synthetic ChestX-ray14-format

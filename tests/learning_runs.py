@@ -159,6 +159,8 @@ MARGINS: dict[str, list[tuple[str, str]]] = {
         *[(f"held_out/localisation/gradcam/pointing_game/{name}", f"held_out/localisation/baselines/{baseline}/pointing_game/{name}")
           for name in ("Atelectasis", "Cardiomegaly", "Effusion", "Nodule", "Pneumothorax", "Consolidation", "Edema")
           for baseline in ("centre", "random_point")],
+        ("held_out/pooled/off_centre/gradcam", "held_out/pooled/off_centre/centre"),
+        ("held_out/pooled/central/gradcam", "held_out/pooled/central/random_point"),
     ],
 }
 
@@ -208,7 +210,31 @@ def held_out_localisation(run_dir: Path, root: Path, *, num: int = HELD_OUT_IMAG
         list(np.concatenate(maps)), [b for _, _, b in pairs], [frame] * len(pairs), [names[j] for _, j, _ in pairs],
         method=config.eval.explain_method,
     )
-    return {f"held_out/{key}": value for key, value in scores.items()}
+    out = {f"held_out/{key}": value for key, value in scores.items()}
+    out.update(pooled_pointing_game(out, names, method=config.eval.explain_method))
+    return out
+
+
+def pooled_pointing_game(metrics: dict[str, Any], names: list[str], *, method: str, prefix: str = "held_out/") -> dict[str, Any]:
+    """The pointing game pooled over boxed images (weighted by their count)
+    in two groups: `off_centre`, the findings some of whose boxes miss the
+    image centre, with the centre point's pooled score; `central`, those
+    whose every box holds the centre (no map can beat the centre point
+    there), with the random point's."""
+    key = f"{prefix}localisation"
+    present = [n for n in names if f"{key}/{method}/n/{n}" in metrics]
+    central = [n for n in present if metrics[f"{key}/baselines/centre/pointing_game/{n}"] == 1.0]
+    groups = {"off_centre": ([n for n in present if n not in central], "centre"), "central": (central, "random_point")}
+    out: dict[str, Any] = {}
+    for group, (members, baseline) in groups.items():
+        counts = [metrics[f"{key}/{method}/n/{n}"] for n in members]
+        if not members:
+            continue
+        for source, name in ((f"{method}/pointing_game", method), (f"baselines/{baseline}/pointing_game", baseline)):
+            values = [metrics[f"{key}/{source}/{n}"] for n in members]
+            out[f"{prefix}pooled/{group}/{name}"] = sum(v * c for v, c in zip(values, counts)) / sum(counts)
+        out[f"{prefix}pooled/{group}/findings"] = ",".join(members)
+    return out
 
 
 def blind_truth_f1(config, draws: int = 100) -> float:

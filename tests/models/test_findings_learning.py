@@ -19,19 +19,36 @@ mean, smallest value and largest deviation from the mean:
     Consolidation                     +0.319  +0.294  0.038   -> asserted >= 0.20
     Edema                             +0.481  +0.445  0.036   -> asserted >= 0.35
     pointing game - centre point,
-      Pneumothorax                    +0.866  +0.769  0.097   -> asserted >= 0.50
+      Pneumothorax, the test split    +0.866  +0.769  0.097   -> asserted >= 0.50
     1 - rank correlation of the maps after randomising
       the output layer and block3     +1.062  +0.892  0.182   -> asserted >= 0.50
       the output layer only           +0.991  +0.678  0.313   -> asserted >= 0.05
 
+Localisation is also measured on 1,000 held-out images drawn like the
+training tree from another seed (`learning_runs.held_out_localisation`;
+the test split has only 13 to 33 boxed images per finding). The same 12
+runs, 2026-12-05 (2-core Intel Xeon):
+
+    pointing game, pooled over the findings whose
+      boxes miss the centre (atelectasis, effusion,
+      nodule, pneumothorax, consolidation) - centre
+      point's (0.00 there)            +0.342  +0.267  0.076   -> asserted >= 0.10
+    pooled over those whose every box holds the
+      centre (cardiomegaly, edema) - random point's
+      (0.10: a pixel drawn uniformly) +0.414  +0.325  0.089   -> asserted >= 0.14
+    Pneumothorax - centre point       +0.899  +0.851  0.048   -> asserted >= 0.70
+
 Each asserted margin T keeps mean - T >= 3 x the largest deviation
-(`python tests/measure_learning_spread.py --runs findings` repeats the
-AUROC part). Reported, not asserted (mean < 3 x deviation): the pointing
-game minus the centre point's for atelectasis +0.33 (smallest +0.18),
-consolidation +0.23 (+0.08), effusion +0.29 (+0.09), nodule +0.10 (0.00),
-pooled over those and pneumothorax +0.33 (+0.19); for cardiomegaly and
-edema the centre point lies inside every box (the heart and the perihilar
-haze are central), so no map beats it there.
+(`python tests/measure_learning_spread.py --runs findings` repeats them).
+The centre point hits every cardiomegaly and edema box (the heart and the
+perihilar haze are central), so no map beats it there: those two are
+measured against a random point instead. Reported, not asserted (mean < 3 x
+deviation), per finding on the held-out images: atelectasis - centre
++0.28 (smallest +0.10), consolidation +0.30 (+0.21), effusion +0.28
+(+0.08), nodule +0.13 (+0.09); cardiomegaly - random point +0.27 (+0.12),
+edema +0.70 (+0.35). The tiny CNN at 64 px knows each finding (AUROC above)
+better than it shows where: Grad-CAM's maximum is a fragile statistic, and
+two runs that differ only in oneDNN's kernels point differently.
 """
 
 from __future__ import annotations
@@ -70,6 +87,17 @@ def test_auroc_beats_the_prevalence_baseline(metrics, key):
 def test_gradcam_points_at_pneumothorax_better_than_the_centre(metrics):
     hits = metrics["localisation/gradcam/pointing_game/Pneumothorax"]
     assert hits - metrics["localisation/baselines/centre/pointing_game/Pneumothorax"] >= 0.5
+
+
+def test_gradcam_points_better_than_image_blind_points_on_held_out_images(metrics):
+    assert metrics["held_out/pooled/central/findings"] == "Cardiomegaly,Edema"
+    assert metrics["held_out/pooled/off_centre/findings"] == "Atelectasis,Effusion,Nodule,Pneumothorax,Consolidation"
+    assert metrics["held_out/pooled/off_centre/gradcam"] - metrics["held_out/pooled/off_centre/centre"] >= 0.10
+    assert metrics["held_out/pooled/central/gradcam"] - metrics["held_out/pooled/central/random_point"] >= 0.14
+    pneumothorax = "held_out/localisation/{}/pointing_game/Pneumothorax"
+    assert metrics[pneumothorax.format("gradcam")] - metrics[pneumothorax.format("baselines/centre")] >= 0.70
+    # The held-out set is large: hundreds of boxed images per group.
+    assert sum(metrics[f"held_out/localisation/gradcam/n/{n}"] for n in ("Atelectasis", "Cardiomegaly", "Edema")) > 600
 
 
 def test_maps_change_when_the_model_is_randomised(metrics):
