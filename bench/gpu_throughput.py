@@ -20,7 +20,10 @@ compiles the model as the trainer does (`train.jit_compile`), runs
   graph at this batch; the peak is the dense tensor-core rate of the
   precision (TF32 for float32, which TensorFlow enables on Ampere and
   later), from `PEAK_TFLOPS` by the device's name; unknown devices print no
-  MFU. Weights are random (`encoder_weights=none`): speed does not depend on them.
+  MFU. The profiler counts the ops that register a FLOP count (matrix
+  products, convolutions, element-wise); it does not look inside the
+  while-loop of a recurrent layer, so Model-80's BiLSTM is undercounted and
+  its MFU is a lower bound. Weights are random (`encoder_weights=none`): speed does not depend on them.
 
 On a machine without a GPU it says so and runs each system's tiny preset
 at 64 px, float32 and mixed_bfloat16, a few steps: a check that the script

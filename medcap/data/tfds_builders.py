@@ -8,6 +8,9 @@ registered subclasses give the TFDS names:
     medcap_medicat   configs model80 (default), model70
     medcap_iu_xray   configs r2gen (default), random_721
     medcap_mimic     configs of medcap.data.mimic (balanced_10k, official)
+    medcap_chestxray14   configs official (default), chexnet
+    medcap_chexpert, medcap_mimic_cxr_labels   config official
+    medcap_labelled_images   config default
 
 Feature dict (the common contract, `medcap.data.base`):
 
@@ -19,7 +22,10 @@ Feature dict (the common contract, `medcap.data.base`):
                                               chief_complaint, icd_title,
                                               acuity, findings, findings_names,
                                               gender_onehot, race_onehot,
-                                              vitals_raw)
+                                              vitals_raw; findings readers:
+                                              findings, findings_names, view,
+                                              age, gender, follow_up,
+                                              study_id, boxes)
 
 `C` is the source's `image_channels` (MediCat 3: figures are colour; chest
 X-ray datasets 1). Multi-view studies are separate keys rather than a
@@ -85,6 +91,11 @@ FEATURE_KINDS: dict[str, str] = {
     "findings_names": "text_vector",
     "gender_onehot": "int_vector",
     "race_onehot": "int_vector",
+    "view": "text",
+    "age": "float",
+    "follow_up": "int",
+    "study_id": "text",
+    "boxes": "boxes",
 }
 #: Optional keys per dataset, when the source has no `feature_keys` attribute.
 DATASET_FEATURE_KEYS: dict[str, tuple[str, ...]] = {
@@ -103,6 +114,12 @@ DATASET_FEATURE_KEYS: dict[str, tuple[str, ...]] = {
         "findings",
         "findings_names",
     ),
+    # Findings-labelled images: `findings` holds 1 / 0 and -1 for a label the
+    # uncertain/blank policy masks, in the order of `findings_names`.
+    "chestxray14": ("findings", "findings_names", "view", "age", "gender", "follow_up", "boxes"),
+    "chexpert": ("study_id", "findings", "findings_names", "view", "age", "gender"),
+    "mimic_cxr_labels": ("study_id", "findings", "findings_names", "view"),
+    "labelled_images": ("findings", "findings_names", "view"),
 }
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = """\
@@ -124,6 +141,12 @@ def _feature(kind: str):
         return tfds.features.Tensor(shape=(None,), dtype=np.int32)
     if kind == "text_vector":
         return tfds.features.Sequence(tfds.features.Text())
+    if kind == "float":
+        return tfds.features.Scalar(dtype=np.float32)
+    if kind == "boxes":
+        # NIH's boxes (and a synthetic tree's drawn lesions), in the stored image's pixels.
+        coordinate = tfds.features.Scalar(dtype=np.float32)
+        return tfds.features.Sequence({"finding": tfds.features.Text(), "x": coordinate, "y": coordinate, "w": coordinate, "h": coordinate})
     raise ValueError(f"unknown feature kind {kind!r}")
 
 
@@ -339,6 +362,10 @@ def _optional_value(kind: str, value: Any) -> Any:
         return int(value)
     if kind == "text_vector":
         return [str(v) for v in value]
+    if kind == "float":
+        return float(value)
+    if kind == "boxes":
+        return [{"finding": str(b["finding"]), **{k: float(b[k]) for k in ("x", "y", "w", "h")}} for b in value]
     return "" if value is None else str(value)
 
 
@@ -375,7 +402,31 @@ class MedcapMimic(MedcapBuilder):
     SOURCE_NAME = "mimic"
 
 
-BUILDERS: dict[str, type[MedcapBuilder]] = {"medicat": MedcapMedicat, "iu_xray": MedcapIuXray, "mimic": MedcapMimic}
+class MedcapChestxray14(MedcapBuilder):
+    SOURCE_NAME = "chestxray14"
+
+
+class MedcapChexpert(MedcapBuilder):
+    SOURCE_NAME = "chexpert"
+
+
+class MedcapMimicCxrLabels(MedcapBuilder):
+    SOURCE_NAME = "mimic_cxr_labels"
+
+
+class MedcapLabelledImages(MedcapBuilder):
+    SOURCE_NAME = "labelled_images"
+
+
+BUILDERS: dict[str, type[MedcapBuilder]] = {
+    "medicat": MedcapMedicat,
+    "iu_xray": MedcapIuXray,
+    "mimic": MedcapMimic,
+    "chestxray14": MedcapChestxray14,
+    "chexpert": MedcapChexpert,
+    "mimic_cxr_labels": MedcapMimicCxrLabels,
+    "labelled_images": MedcapLabelledImages,
+}
 
 
 def _default_configs(dataset: str) -> list[MedcapConfig]:

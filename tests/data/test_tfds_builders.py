@@ -41,8 +41,8 @@ def test_config_names():
     assert tb.MedcapMedicat.name == "medcap_medicat"
     with pytest.raises(DataError, match="unknown medicat config 'model90'"):
         tb.make_builder("medicat", variant="model90")
-    with pytest.raises(DataError, match="no TFDS builder for dataset 'chexpert'"):
-        tb.make_builder("chexpert")
+    with pytest.raises(DataError, match="no TFDS builder for dataset 'padchest'"):
+        tb.make_builder("padchest")
 
 
 def test_iu_xray_build_round_trip(trees, tmp_path: Path):
@@ -135,3 +135,41 @@ def test_mimic_builder_emits_the_optional_features(tmp_path: Path):
         assert got["acuity"] == reference["acuity"]
         assert got["chief_complaint"].decode() == reference["chief_complaint"]
         assert got["image"].ndim == 3 and got["image"].shape[-1] == 1
+
+
+@pytest.mark.parametrize("dataset", ["chestxray14", "chexpert", "mimic_cxr_labels", "labelled_images"])
+def test_findings_datasets_build_and_load_back_as_the_reader_reads_them(tmp_path, dataset):
+    """Each findings reader's synthetic tree (ChestX-ray14 PNGs with NIH
+    boxes, CheXpert JPEGs, MIMIC-CXR-JPG, DICOM in a labelled folder) builds
+    and loads back: the same ids per split, the labels with -1 where the
+    uncertain-label policy masks one, the names, the view, and the boxes."""
+    from medcap.data.images import load_pixels
+
+    source = DATASETS.get(dataset)
+    tree = source.synthesize(tmp_path / "tree", num=40, seed=0, image_size=32)
+    builder = tb.prepare(tb.make_builder(dataset, data_dir=tmp_path / "tfds"), tree)
+    expected = source.read(tree)
+    assert {name: info.num_examples for name, info in builder.info.splits.items()} == {k: v for k, v in expected.counts().items() if v}
+    boxes_seen = 0
+    for split, references in expected.splits.items():
+        if not references:
+            continue
+        examples = _by_id(builder.as_dataset(split=split))
+        assert sorted(examples) == sorted(r["id"] for r in references)
+        for reference in references:
+            got = examples[reference["id"]]
+            assert got["findings"].tolist() == list(reference["findings"])
+            assert [n.decode() for n in got["findings_names"]] == list(reference["findings_names"])
+            assert got["view"].decode() == reference["view"]
+            assert got["image"].shape[-1] == 1
+            pixels = load_pixels(reference["image"])  # gray images come back as equal RGB channels
+            np.testing.assert_array_equal(got["image"][..., 0], pixels[..., 0] if pixels.ndim == 3 else pixels)
+            if "boxes" in reference:
+                boxes = got["boxes"]
+                assert [f.decode() for f in boxes["finding"]] == [b["finding"] for b in reference["boxes"]]
+                assert boxes["x"].tolist() == pytest.approx([b["x"] for b in reference["boxes"]])
+                boxes_seen += len(reference["boxes"])
+    if dataset == "chestxray14":
+        assert boxes_seen > 0
+    if dataset == "chexpert":
+        assert any(-1 in r["findings"] for refs in expected.splits.values() for r in refs)
