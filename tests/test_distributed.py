@@ -209,10 +209,13 @@ def test_medcap_train_model80_smoke_with_two_workers_from_the_command_line(tmp_p
     assert (tmp_path / "run" / "metrics.json").is_file() and (tmp_path / "run" / "model.keras").is_file()
 
 
-def test_the_custom_loop_compiles_with_xla_when_asked_and_matches_fit(tmp_path):
+@pytest.mark.parametrize(("setting", "value"), [("jit_compile", True), ("precision", "mixed_float16")])
+def test_the_custom_loop_matches_fit_with_xla_and_with_loss_scaling(tmp_path, setting, value):
     """`train.jit_compile=true` (XLA on a CPU, where Keras' auto leaves it
-    off): fit and the custom loop give the same losses (to 1e-5: XLA fuses
-    the same arithmetic in both), and environment.json says so."""
+    off) and `train.precision=mixed_float16` (float16 compute, float32
+    weights, a LossScaleOptimizer: the compiled optimizer's `scale_loss` and
+    `apply_gradients` carry the scaling): fit and the custom loop give the
+    same losses (to 1e-5; measured equal), and environment.json says so."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -222,7 +225,7 @@ def test_the_custom_loop_compiles_with_xla_when_asked_and_matches_fit(tmp_path):
 
     losses = {}
     for loop in ("fit", "custom"):
-        result = training.fit(toy_config(tmp_path, epochs=2, loop=loop, jit_compile=True), tmp_path / loop)
+        result = training.fit(toy_config(tmp_path, epochs=2, loop=loop, **{setting: value}), tmp_path / loop)
         losses[loop] = result["history"]["loss"]
-        assert result["environment"]["jit_compile"] is True and result["environment"]["loop"] == loop
+        assert result["environment"][setting] == value and result["environment"]["loop"] == loop
     np.testing.assert_allclose(losses["custom"], losses["fit"], rtol=1e-5)
