@@ -58,3 +58,8 @@ def test_bad_input_exits_2_with_one_line(argv, message, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("medcap: error: ") and message in err[0], err
+
+
+def test_train_refuses_a_cluster_of_one_worker(capsys):
+    assert cli.main(["train", "model80", "--smoke", "--workers", "1"]) == 2
+    assert "--workers 1: a cluster needs at least 2 workers" in capsys.readouterr().err

@@ -4,7 +4,7 @@
     medcap data check DATASET --source DIR [--config NAME] [--json]
     medcap data prepare DATASET --source DIR [--data-dir DIR] [--config NAME]
                         [--split-seed S] [--skip-invalid] [--max-image-size N]
-                        [--beam [--beam-options "--runner=... ..."]]
+                        [--beam [--beam-options="--runner=... ..."]]
 
 `check` reads the download with every image decoded and lists each problem
 (file, record, field, message); it exits 1 when there is any, 0 otherwise.
@@ -170,5 +170,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-image-size", type=int, help="downscale images so their longer side is at most N pixels")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="reader option (JSON value), e.g. uncertain_label=1")
     p.add_argument("--beam", action="store_true", help="generate through Apache Beam (the beam extra; DirectRunner by default)")
-    p.add_argument("--beam-options", metavar="FLAGS", help='Beam pipeline flags, e.g. "--runner=DataflowRunner --project=P --region=R"')
+    p.add_argument("--beam-options", metavar="FLAGS", help='Beam pipeline flags, given with "=": --beam-options="--runner=DataflowRunner --project=P --region=R"')
     p.set_defaults(handler=_cmd_prepare)

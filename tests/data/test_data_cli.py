@@ -110,3 +110,11 @@ def test_the_cli_offers_every_registered_dataset():
     from medcap.registry import DATASETS
 
     assert sorted(SYNTH_DATASETS) == DATASETS.names()
+
+
+def test_prepare_refuses_beam_options_without_beam_and_builds_findings_datasets(tmp_path: Path, capsys):
+    tree = DATASETS.get("chestxray14").synthesize(tmp_path / "nih", num=20, seed=0, image_size=32)
+    assert run("data", "prepare", "chestxray14", "--source", tree, "--data-dir", tmp_path / "tfds", "--beam-options=--runner=DirectRunner") == 2
+    assert "--beam-options without --beam" in capsys.readouterr().err
+    assert run("data", "prepare", "chestxray14", "--source", tree, "--data-dir", tmp_path / "tfds") == 0
+    assert "medcap_chestxray14/official in" in capsys.readouterr().out
