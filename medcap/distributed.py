@@ -15,22 +15,24 @@ validation after every epoch.
 
 Data. Each input pipeline (one per worker) runs the task's own dataset of
 global batches and keeps, of each global batch, the rows of its replicas
-(`medcap.data.pipeline.distribute_batches`): replica r of R gets rows `[r * n // R ... )` split as
-evenly as possible, which is how `MirroredStrategy` splits a batch, so every
-replica sees exactly the examples a single process would put in that step
-and the run does not depend on the number of machines. The cost: every
-worker decodes the whole global batch (the pipelines stay a pure function
-of (seed, epoch), which exact resume needs); the model step, not decoding,
-dominates at the paper presets.
+(`medcap.data.pipeline.distribute_batches`): split as evenly as possible,
+earlier replicas taking the extra row, which is how `MirroredStrategy`
+splits a batch, so every replica sees exactly the examples a single process
+would put in that step and the run does not depend on the number of
+machines. The cost: every worker decodes the whole global batch (the
+pipelines stay a pure function of (seed, epoch), which exact resume needs).
 
 Loss. Keras' compiled loss on a replica is the mean over the replica's rows
 divided by R; the step multiplies it by `n_r * R / N` (n_r the replica's
-rows, N the global batch's, from an all-reduce), so the gradient summed
-over replicas is that of the mean over the global batch even when the last
-batch of an epoch does not split evenly (`tf.nn.compute_average_loss`'s
-rule). A loss that is not a mean of per-example terms (CLIP's in-batch
-contrastive loss, a mean over masked tokens) is that mean per replica, as
-under `fit` with `MirroredStrategy`.
+rows, N the global batch's, which the input pipeline passes along: an
+all-reduce for it would race the gradients' all-reduce, whose order the
+graph does not fix), so the gradient summed over replicas is that of the
+mean over the global batch even when the last batch of an epoch does not
+split evenly (`tf.nn.compute_average_loss`'s rule). A loss that is not a
+mean of per-example terms (CLIP's in-batch contrastive loss, a mean over
+masked tokens) is that mean per replica, as under `fit` with
+`MirroredStrategy`. With `model.jit_compile` (`train.jit_compile`) the
+step is XLA-compiled when there is one replica, as fit compiles it.
 
 Metrics. Keras metric variables sync on read: each replica accumulates its
 rows, and reading a result outside `strategy.run` sums the accumulators of
