@@ -174,7 +174,9 @@ class TrainConfig:
     deterministic: bool = True
     tensorboard: bool = True
     #: XLA-compile the train step: true, false, or null for Keras' choice
-    #: (on when there is a GPU and the model supports it, off on CPU).
+    #: (on when there is a GPU and the model supports it, off on CPU). Keras
+    #: turns XLA off under TensorFlow's op determinism: true needs
+    #: `deterministic: false`.
     jit_compile: bool | None = None
     #: Keras fit verbosity (0 silent, 1 progress bar, 2 one line per epoch).
     verbose: int = 2
@@ -209,6 +211,10 @@ class TrainConfig:
             f"train.strategy={self.strategy!r}: expected one of {', '.join(STRATEGIES)}",
         )
         _check(1024 <= self.slurm_port_base <= 65000, f"train.slurm_port_base={self.slurm_port_base}: expected 1024..65000")
+        _check(
+            not (self.jit_compile and self.deterministic),
+            "train.jit_compile=true needs train.deterministic=false (Keras turns XLA off under TensorFlow's op determinism)",
+        )
         _check(self.loop in LOOPS, f"train.loop={self.loop!r}: expected one of {', '.join(LOOPS)}")
         _check(
             not (self.loop == "fit" and self.strategy == "multi_worker"),

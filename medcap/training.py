@@ -421,7 +421,6 @@ def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None, strate
     environment = environment_record(strategy=strategy, precision=precision, config=config, weights=task.weights_info)
     custom_loop = use_custom_loop(train_cfg, strategy)
     environment["loop"] = "custom" if custom_loop else "fit"
-    environment["jit_compile"] = "auto" if train_cfg.jit_compile is None else train_cfg.jit_compile
     if distributed.is_multi_worker(strategy):
         environment["cluster"] = distributed.task_environment()
     if len(phases) > 1:
@@ -466,6 +465,7 @@ def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None, strate
             task.compile_model(model, optimizer)
             if train_cfg.jit_compile is not None:
                 model.jit_compile = train_cfg.jit_compile
+            environment["jit_compile"] = bool(model.jit_compile)  # what Keras will do, not only what was asked
         phase_callbacks = make_callbacks(
             train_cfg,
             workdir,

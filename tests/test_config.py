@@ -132,3 +132,11 @@ def test_load_sibling_shares_a_papers_module_and_names_a_missing_one(tmp_path):
     assert load_sibling(experiment, "_paper999").CHOICES == ("ours",)
     with pytest.raises(ConfigError, match=r"exp.py: needs .*_paper998.py, which does not exist"):
         load_sibling(experiment, "_paper998")
+
+
+def test_xla_needs_the_op_determinism_off():
+    from medcap.config import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match="jit_compile=true needs train.deterministic=false"):
+        TrainConfig(jit_compile=True).validate()
+    TrainConfig(jit_compile=True, deterministic=False).validate()
