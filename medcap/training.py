@@ -81,8 +81,14 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
+    # Process-wide in TensorFlow: set both ways, so a run does not inherit an earlier one's.
     if deterministic:
         tf.config.experimental.enable_op_determinism()
+    else:
+        # Not exported under tf.config; the module Keras itself reads the setting from.
+        from tensorflow.python.framework import config as tf_framework_config
+
+        tf_framework_config.disable_op_determinism()
 
 
 # ---------------------------------------------------------------------------
