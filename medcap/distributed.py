@@ -47,8 +47,6 @@ there, and the trainer removes it when they finish.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -97,7 +95,6 @@ class _Steps:
         import tensorflow as tf
 
         self.model = model
-        self.strategy = strategy
         with strategy.scope():
             self.loss = keras.metrics.Mean(name="loss")
         replicas = strategy.num_replicas_in_sync
@@ -208,7 +205,14 @@ def fit_loop(
     return model.history
 
 
-def task_environment() -> dict[str, Any]:
-    """The cluster role this process has (for environment.json)."""
-    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    return {"tf_config_task": config.get("task"), "workers": len(config.get("cluster", {}).get("worker", []))}
+def cluster_record(strategy) -> dict[str, Any]:
+    """This process's place in the cluster, as its resolver (TF_CONFIG or
+    Slurm) describes it, for environment.json."""
+    resolver = strategy.cluster_resolver
+    spec = resolver.cluster_spec().as_dict()
+    return {
+        "resolver": type(resolver).__name__,
+        "task": {"type": resolver.task_type, "index": resolver.task_id},
+        "tasks": {job: len(addresses) for job, addresses in spec.items()},
+        "chief": is_chief(strategy),
+    }

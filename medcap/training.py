@@ -428,7 +428,7 @@ def _fit(config: ExperimentConfig, workdir: Path, callbacks: list | None, strate
     custom_loop = use_custom_loop(train_cfg, strategy)
     environment["loop"] = "custom" if custom_loop else "fit"
     if distributed.is_multi_worker(strategy):
-        environment["cluster"] = distributed.task_environment()
+        environment["cluster"] = distributed.cluster_record(strategy)
     if len(phases) > 1:
         environment["phases"] = [{"name": p.name, "epochs": p.epochs, "learning_rate": p.learning_rate} for p in phases]
     write_json(workdir / "environment.json", environment)

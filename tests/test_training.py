@@ -250,7 +250,7 @@ def test_two_workers_train_as_one_mirrored_process_and_only_the_chief_writes(tmp
     run = tmp_path / "run"
     env = json.loads((run / "environment.json").read_text())
     assert env["strategy"] == "MultiWorkerMirroredStrategy" and env["replicas"] == 2 and env["loop"] == "custom"
-    assert env["cluster"]["tf_config_task"] == {"type": "worker", "index": 0}
+    assert env["cluster"] == {"resolver": "TFConfigClusterResolver", "task": {"type": "worker", "index": 0}, "tasks": {"worker": 2}, "chief": True}
     # The chief alone evaluated and wrote: one history row per epoch, its
     # environment; the other worker's scratch copy is gone.
     assert outputs[0]["metrics"] and outputs[1]["metrics"] == {}
